@@ -1,0 +1,35 @@
+# SwiftSKD — every target depends on `deps`, so a fresh Debian machine needs no other step.
+SWIFT      ?= swift
+CONFIG     ?= release
+APT_PKGS   := libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev pkg-config
+DEMO_PKGS  := mate-backgrounds
+SWIFTFLAGS := -c $(CONFIG)
+
+.PHONY: deps build test bench demo clean
+
+## Install the Debian packages that are missing (apt-get update only when something is missing).
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## Release build of every product.
+build: deps
+	$(SWIFT) build $(SWIFTFLAGS)
+
+## The test suite (release mode: the model parity and gradient tests are compute-heavy).
+test: deps
+	$(SWIFT) build $(SWIFTFLAGS) --build-tests
+	$(SWIFT) test $(SWIFTFLAGS) --skip-build
+
+## The benchmark suite: micro-kernels and 512x512 end-to-end inference.
+bench: deps
+	$(SWIFT) run $(SWIFTFLAGS) skd-bench
+
+clean:
+	rm -rf .build

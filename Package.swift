@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+//
+// SwiftSKD — soft knowledge distillation for image-restoration transformers, in Swift over OpenBLAS.
+// Layers (imports only go downwards): CSystem → SKDTensor → SKDNN → SKDImage/SKDModels → SKDDistill → SwiftSKD → skd.
+import PackageDescription
+
+// MARK: - Shared settings
+
+/// Library targets carry no unsafeFlags: SwiftPM refuses them in packages used as dependencies.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v5),
+]
+
+let package = Package(
+    name: "SwiftSKD",
+    platforms: [.macOS(.v13)],
+    // MARK: - Products
+    products: [
+        .library(name: "SKDTensor", targets: ["SKDTensor"]),
+    ],
+    dependencies: [],
+    targets: [
+        // MARK: - C system libraries (internal to the Swift targets that wrap them)
+        .systemLibrary(
+            name: "COpenBLAS", path: "CSystem/COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CLAPACKE", path: "CSystem/CLAPACKE", pkgConfig: "lapacke",
+            providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(
+            name: "CPNG", path: "CSystem/CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(
+            name: "CJPEG", path: "CSystem/CJPEG", pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg-dev"])]),
+
+        // MARK: - Engine
+        .target(
+            name: "SKDTensor",
+            dependencies: ["COpenBLAS", "CLAPACKE"],
+            swiftSettings: swiftSettings),
+
+        // MARK: - Tests
+        .target(
+            name: "SKDTestSupport",
+            dependencies: ["SKDTensor"],
+            path: "Tests/SKDTestSupport",
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDTensorTests",
+            dependencies: ["SKDTensor", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+    ]
+)

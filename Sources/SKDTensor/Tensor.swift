@@ -1,0 +1,161 @@
+// Tensor: the one data type of SwiftSKD.
+//
+// Layout, stated once for the whole package: every tensor is float32, contiguous and row-major;
+// images and feature maps are NCHW (`[batch, channels, height, width]`); token sequences are
+// `[batch, tokens, channels]`. Every shape written in a doc comment of this package uses that order.
+
+import Foundation
+
+/// The 64-byte-aligned buffer behind one or more tensors.
+///
+/// Reshapes share their storage (the data is contiguous, so a reshape is only a new shape).
+/// Storage is freed as soon as the last tensor using it goes away: intermediates of a no-grad forward
+/// pass die as soon as the next op has consumed them.
+public final class TensorStorage {
+    /// The first element. Always aligned to 64 bytes (one cache line, one AVX-512 register).
+    public let pointer: UnsafeMutablePointer<Float>
+    /// The number of elements.
+    public let count: Int
+
+    init(count: Int) {
+        precondition(count >= 0, "TensorStorage: negative element count \(count)")
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+/// A float32, contiguous, row-major n-dimensional array that can take part in reverse-mode autodiff.
+///
+/// `Tensor` is a reference type, as in PyTorch: a parameter is one object that the model, the optimizer
+/// and the checkpoint code all see. Operations never modify their inputs; they return new tensors and, when
+/// gradients are being recorded and some input `requiresGrad`, attach a backward node (see
+/// `Tensor+Autograd.swift`).
+public final class Tensor {
+    /// The extent of every axis, outermost first.
+    public let shape: [Int]
+    /// The number of elements (the product of `shape`).
+    public let count: Int
+    /// The buffer holding the elements; shared between a tensor and its reshapes.
+    public let storage: TensorStorage
+
+    /// Whether gradients flow to this tensor. Set it on leaves (parameters, inputs under test); results of ops
+    /// get it from their inputs.
+    public var requiresGrad: Bool
+    /// The accumulated gradient of the last `backward()` calls, shaped like `self`; `nil` until one reaches it.
+    public var grad: Tensor?
+    /// The op that produced this tensor while gradients were being recorded; `nil` for leaves.
+    var gradNode: GradNode?
+
+    // MARK: Creation
+
+    /// A tensor with uninitialized contents. Kernels use it for outputs they overwrite completely.
+    ///
+    /// - Parameter shape: any shape; every extent must be ≥ 0.
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative extent in shape \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.storage = TensorStorage(count: count)
+        self.requiresGrad = false
+    }
+
+    /// A tensor that shares `storage` under another shape with the same element count.
+    init(shape: [Int], sharing storage: TensorStorage) {
+        precondition(shape.reduce(1, *) == storage.count, "Tensor: shape \(shape) does not hold \(storage.count) elements")
+        self.shape = shape
+        self.count = storage.count
+        self.storage = storage
+        self.requiresGrad = false
+    }
+
+    /// A tensor filled with `value`.
+    public convenience init(shape: [Int], repeating value: Float) {
+        self.init(uninitialized: shape)
+        pointer.update(repeating: value, count: count)
+    }
+
+    /// A tensor of zeros.
+    public convenience init(zeros shape: [Int]) { self.init(shape: shape, repeating: 0) }
+
+    /// A tensor of ones.
+    public convenience init(ones shape: [Int]) { self.init(shape: shape, repeating: 1) }
+
+    /// A tensor holding `values` in row-major order; `values.count` must equal the product of `shape`.
+    public convenience init(shape: [Int], values: [Float]) {
+        self.init(uninitialized: shape)
+        precondition(values.count == count, "Tensor: \(values.count) values for shape \(shape) (\(count) elements)")
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// A rank-0 tensor (shape `[]`) holding one value.
+    public convenience init(_ scalar: Float) {
+        self.init(uninitialized: [])
+        pointer[0] = scalar
+    }
+
+    // MARK: Access
+
+    /// The first element; kernels read and write through it.
+    @inlinable public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+
+    /// The number of axes.
+    public var rank: Int { shape.count }
+
+    /// The elements, copied into an array (for tests, printing and small data; never in hot loops).
+    public var values: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// The value of a one-element tensor.
+    public var item: Float {
+        precondition(count == 1, "Tensor.item: tensor of shape \(shape) has \(count) elements, not 1")
+        return pointer[0]
+    }
+
+    /// The extent of `axis`; negative axes count from the end.
+    public func size(_ axis: Int) -> Int { shape[normalizedAxis(axis)] }
+
+    /// Turns a possibly negative axis into an index into `shape`, checking its range.
+    public func normalizedAxis(_ axis: Int) -> Int {
+        let a = axis < 0 ? axis + rank : axis
+        precondition(a >= 0 && a < rank, "axis \(axis) out of range for shape \(shape)")
+        return a
+    }
+
+    /// Row-major strides of `shape`, in elements.
+    public static func strides(of shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var s = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            strides[i] = s
+            s *= shape[i]
+        }
+        return strides
+    }
+
+    /// A deep copy that does not require gradients and has no history.
+    public func copy() -> Tensor {
+        let out = Tensor(uninitialized: shape)
+        out.pointer.update(from: pointer, count: count)
+        return out
+    }
+
+    /// The same data without history: gradients do not flow through the result.
+    /// Shares storage with `self`.
+    public func detached() -> Tensor { Tensor(shape: shape, sharing: storage) }
+
+    /// Overwrites the elements with those of `other` (same element count), outside of autodiff.
+    /// Used by optimizers and weight loading.
+    public func assign(_ other: Tensor) {
+        precondition(other.count == count, "Tensor.assign: \(other.shape) into \(shape)")
+        if other.storage !== storage { pointer.update(from: other.pointer, count: count) }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let preview = values.prefix(8).map { String(format: "%.5g", $0) }.joined(separator: ", ")
+        return "Tensor(\(shape)\(requiresGrad ? ", requiresGrad" : ""): [\(preview)\(count > 8 ? ", …" : "")])"
+    }
+}
