@@ -1,0 +1,54 @@
+// What every model family (Restormer, Uformer, DRSformer, VGG-19 features) offers the rest of SwiftSKD.
+
+import SKDNN
+import SKDTensor
+
+/// Collects intermediate outputs ("taps") of a forward pass by submodule name.
+///
+/// Names are the PyTorch attribute names of the official implementation (`encoder_level1`, `latent`,
+/// `encoderlayer_0`, `relu3_1`, ...), so they line up with the `tap.<name>` tensors of the reference files and
+/// with the distillation issue's tap lists. The recorded tensors keep their autodiff history: a student's taps
+/// can be fed to a feature loss.
+public final class FeatureTaps {
+    /// The names to record; `nil` records every tap the model offers.
+    public let wanted: Set<String>?
+    /// Recorded outputs by tap name, in the layout the module produced (NCHW maps; tokens `[B, H·W, C]` for Uformer).
+    public private(set) var features: [String: Tensor] = [:]
+    /// The tap names in the order they were recorded.
+    public private(set) var order: [String] = []
+
+    /// - Parameter wanted: the tap names to keep; `nil` for all.
+    public init(_ wanted: Set<String>? = nil) { self.wanted = wanted }
+
+    /// Records `tensor` under `name` when it is wanted, and returns it unchanged so calls can be chained.
+    @discardableResult
+    public func record(_ name: String, _ tensor: Tensor) -> Tensor {
+        if wanted?.contains(name) ?? true {
+            if features[name] == nil { order.append(name) }
+            features[name] = tensor
+        }
+        return tensor
+    }
+
+    /// The recorded tensor named `name`.
+    public subscript(name: String) -> Tensor? { features[name] }
+}
+
+/// A network that maps an image batch to an image batch and can expose its intermediate features.
+///
+/// Images are `[N, 3, H, W]` float32 (SwiftSKD trains in [−1, 1]; the models themselves are range-agnostic).
+public protocol TappedModel: Module {
+    /// The names of all taps `forward(_:taps:)` can record, in forward order.
+    var tapNames: [String] { get }
+
+    /// Runs the network, recording the outputs of the named submodules into `taps` when given.
+    ///
+    /// - Parameter x: `[N, 3, H, W]`.
+    /// - Returns: the network output; `[N, 3, H, W]` for restoration models.
+    func forward(_ x: Tensor, taps: FeatureTaps?) -> Tensor
+}
+
+extension TappedModel {
+    /// `forward(x, taps: nil)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { forward(x, taps: nil) }
+}
