@@ -44,6 +44,7 @@ public enum SafeTensorsError: Error, LocalizedError, CustomStringConvertible {
     /// One entry of the header is malformed or points outside its data.
     case invalidTensor(path: String, name: String, reason: String)
 
+    /// The message, naming the file (and tensor) and the cause.
     public var description: String {
         switch self {
         case let .io(path, reason):
@@ -55,6 +56,7 @@ public enum SafeTensorsError: Error, LocalizedError, CustomStringConvertible {
         }
     }
 
+    /// The same text as `description`, for `localizedDescription`.
     public var errorDescription: String? { description }
 }
 
