@@ -17,6 +17,7 @@ let package = Package(
     // MARK: - Products
     products: [
         .library(name: "SKDTensor", targets: ["SKDTensor"]),
+        .library(name: "SKDNN", targets: ["SKDNN"]),
     ],
     dependencies: [],
     targets: [
@@ -40,6 +41,12 @@ let package = Package(
             dependencies: ["COpenBLAS", "CLAPACKE"],
             swiftSettings: swiftSettings),
 
+        // MARK: - Neural-network layer
+        .target(
+            name: "SKDNN",
+            dependencies: ["SKDTensor"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Tests
         .target(
             name: "SKDTestSupport",
@@ -49,6 +56,10 @@ let package = Package(
         .testTarget(
             name: "SKDTensorTests",
             dependencies: ["SKDTensor", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDNNTests",
+            dependencies: ["SKDNN", "SKDTestSupport"],
             swiftSettings: swiftSettings),
     ]
 )
