@@ -10,12 +10,12 @@ import Foundation
 
 extension Tensor {
     /// The products of the extents before and after `axis`.
-    static func outerInner(_ shape: [Int], axis: Int) -> (outer: Int, inner: Int) {
+    fileprivate static func outerInner(_ shape: [Int], axis: Int) -> (outer: Int, inner: Int) {
         (shape[..<axis].reduce(1, *), shape[(axis + 1)...].reduce(1, *))
     }
 
     /// Copies `outer` blocks of `length` floats: block `o` goes from `src + o·srcStride` to `dst + o·dstStride`.
-    static func copyBlocks(
+    fileprivate static func copyBlocks(
         from src: UnsafeMutablePointer<Float>, srcStride: Int,
         to dst: UnsafeMutablePointer<Float>, dstStride: Int, length: Int, outer: Int
     ) {

@@ -26,7 +26,7 @@ extension Tensor {
 
     /// `x` rolled by `shifts[i]` (in `0..<shape[i]`) along every axis, in one pass: each output row of the
     /// innermost rolled axis is two block copies, and the outer rolled axes only change where the rows come from.
-    static func roll(_ x: Tensor, by shifts: [Int]) -> Tensor {
+    fileprivate static func roll(_ x: Tensor, by shifts: [Int]) -> Tensor {
         let out = Tensor(uninitialized: x.shape)
         guard x.count > 0 else { return out }
         guard let last = shifts.lastIndex(where: { $0 != 0 }) else {
@@ -63,13 +63,15 @@ extension Tensor {
 
 extension Tensor {
     /// A 0/1 tensor marking the `k` largest entries of each row along the last axis (the mask of
-    /// `torch.topk(x, k, dim=-1)`, scattered). Among equal values the lower index wins. Not differentiable: the
-    /// result has no history.
+    /// `torch.topk(x, k, dim=-1)`, scattered). Among entries equal to the k-th largest value the lower indices
+    /// win. Not differentiable: the result has no history.
     ///
-    /// Each row costs O(n log min(k, n − k)): a heap keeps either the k largest or the n − k smallest.
+    /// Each row costs O(n) on average: a quickselect on a scratch copy finds the k-th largest value, then one
+    /// pass marks the entries above it (and the first ties).
     ///
     /// - Parameter k: `0...n`, where `n` is the last extent.
-    /// - Returns: the same shape as `self`, `[..., n]`, with exactly `k` ones per row.
+    /// - Returns: the same shape as `self`, `[..., n]`, with exactly `k` ones per row (fewer only if the row
+    ///   holds NaNs).
     public func topKMask(_ k: Int) -> Tensor {
         precondition(rank >= 1, "topKMask: needs at least one axis, got a scalar")
         let n = shape[rank - 1]
@@ -80,54 +82,55 @@ extension Tensor {
             out.pointer.update(repeating: k == 0 ? 0 : 1, count: count)
             return out
         }
-        // Keep the k best when k ≤ n/2, otherwise the n − k worst, in a heap whose root is the element that
-        // the next candidate has to beat.
-        let keepBest = k <= n - k
-        let heapSize = keepBest ? k : n - k
         let xp = pointer, op = out.pointer
         Parallel.forEach(rows, cost: n * 4) { range in
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: heapSize) { buffer in
-                let heap = buffer.baseAddress!
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { buffer in
+                let v = buffer.baseAddress!
                 for row in range {
                     let x = xp + row * n, o = op + row * n
-                    // A strict total order: larger value first, lower index first among equals.
-                    @inline(__always) func better(_ i: Int, _ j: Int) -> Bool { x[i] > x[j] || (x[i] == x[j] && i < j) }
-                    // `above(parent, child)`: the heap order. The root is the worst kept element (keepBest) or the
-                    // best kept element (otherwise).
-                    @inline(__always) func above(_ p: Int, _ c: Int) -> Bool { keepBest ? better(c, p) : better(p, c) }
-                    func siftDown(_ start: Int) {
-                        var i = start
-                        while true {
-                            let l = 2 * i + 1, r = l + 1
-                            var top = i
-                            if l < heapSize && above(heap[l], heap[top]) { top = l }
-                            if r < heapSize && above(heap[r], heap[top]) { top = r }
-                            if top == i { return }
-                            heap.swapAt(i, top)
-                            i = top
+                    v.update(from: x, count: n)
+                    let threshold = Tensor.selectDescending(v, count: n, rank: k - 1)
+                    var greater = 0
+                    for j in 0..<n where x[j] > threshold { greater += 1 }
+                    var ties = k - greater
+                    for j in 0..<n {
+                        let xj = x[j]
+                        if xj > threshold {
+                            o[j] = 1
+                        } else if xj == threshold && ties > 0 {
+                            o[j] = 1
+                            ties -= 1
+                        } else {
+                            o[j] = 0
                         }
                     }
-                    for j in 0..<heapSize { heap[j] = j }
-                    for i in stride(from: heapSize / 2 - 1, through: 0, by: -1) { siftDown(i) }
-                    for j in heapSize..<n where above(heap[0], j) {
-                        heap[0] = j
-                        siftDown(0)
-                    }
-                    let kept: Float = keepBest ? 1 : 0
-                    o.update(repeating: 1 - kept, count: n)
-                    for i in 0..<heapSize { o[heap[i]] = kept }
                 }
             }
         }
         return out
     }
-}
 
-extension UnsafeMutablePointer where Pointee == Int {
-    @inline(__always) fileprivate func swapAt(_ i: Int, _ j: Int) {
-        let t = self[i]
-        self[i] = self[j]
-        self[j] = t
+    /// The value at position `rank` of `v[0..<count]` sorted in descending order (Wirth's / Hoare's selection,
+    /// median-of-three pivot). Reorders `v`. Each scan stops at any element that is not strictly on its side of
+    /// the pivot, so NaNs cannot run it out of bounds.
+    fileprivate static func selectDescending(_ v: UnsafeMutablePointer<Float>, count: Int, rank: Int) -> Float {
+        var lo = 0, hi = count - 1
+        while lo < hi {
+            let a = v[lo], b = v[(lo + hi) / 2], c = v[hi]
+            let pivot = Swift.max(Swift.min(a, b), Swift.min(Swift.max(a, b), c))
+            var i = lo, j = hi
+            while i <= j {
+                while v[i] > pivot { i += 1 }
+                while v[j] < pivot { j -= 1 }
+                if i <= j {
+                    let t = v[i]; v[i] = v[j]; v[j] = t
+                    i += 1
+                    j -= 1
+                }
+            }
+            if rank <= j { hi = j } else if rank >= i { lo = i } else { break }
+        }
+        return v[rank]
     }
 }
 
@@ -137,7 +140,7 @@ extension Tensor {
     /// Merges adjacent axes of `outShape` along which every operand's broadcast strides stay consistent, so the
     /// innermost loop is as long as possible. Returns the merged extents and, per operand, its strides
     /// (0 along broadcast axes).
-    static func broadcastLayout(_ outShape: [Int], _ operands: [[Int]]) -> (dims: [Int], strides: [[Int]]) {
+    fileprivate static func broadcastLayout(_ outShape: [Int], _ operands: [[Int]]) -> (dims: [Int], strides: [[Int]]) {
         let aligned: [[Int]] = operands.map { s in
             precondition(s.count <= outShape.count, "broadcast: shape \(s) has more axes than \(outShape)")
             let padded = [Int](repeating: 1, count: outShape.count - s.count) + s
@@ -162,7 +165,7 @@ extension Tensor {
     }
 
     /// `mask[i] != 0 ? a[i] : b[i]` with the three operands broadcast to `outShape`. No recording.
-    static func whereKernel(_ mask: Tensor, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Tensor {
+    fileprivate static func whereKernel(_ mask: Tensor, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Tensor {
         let out = Tensor(uninitialized: outShape)
         guard out.count > 0 else { return out }
         let (dims, st) = broadcastLayout(outShape, [mask.shape, a.shape, b.shape])

@@ -10,7 +10,7 @@ import Foundation
 extension Tensor {
     /// Pixels per block of the channel-LayerNorm kernels. A block (`C × block` floats) is read several times
     /// (mean, variance, output), so it is sized to stay in the L1/L2 cache, ≈ 32 KiB.
-    static func channelNormBlock(channels: Int) -> Int {
+    fileprivate static func channelNormBlock(channels: Int) -> Int {
         let target = 8192 / Swift.max(channels, 1)
         return Swift.min(1024, Swift.max(64, (target + 15) / 16 * 16))
     }
@@ -144,7 +144,7 @@ extension Tensor {
     }
 
     /// Column sums of a `[rows, columns]` buffer of partial sums, in Double, as a `[columns]` tensor.
-    static func sumPartials(_ partial: Tensor, rows: Int, columns: Int) -> Tensor {
+    fileprivate static func sumPartials(_ partial: Tensor, rows: Int, columns: Int) -> Tensor {
         let out = Tensor(uninitialized: [columns])
         let p = partial.pointer, o = out.pointer
         withUnsafeTemporaryAllocation(of: Double.self, capacity: columns) { acc in
