@@ -18,6 +18,8 @@ let package = Package(
     products: [
         .library(name: "SKDTensor", targets: ["SKDTensor"]),
         .library(name: "SKDNN", targets: ["SKDNN"]),
+        .library(name: "SKDModels", targets: ["SKDModels"]),
+        .library(name: "SKDDistill", targets: ["SKDDistill"]),
     ],
     dependencies: [],
     targets: [
@@ -47,6 +49,16 @@ let package = Package(
             dependencies: ["SKDTensor"],
             swiftSettings: swiftSettings),
 
+        // MARK: - Models and distillation
+        .target(
+            name: "SKDModels",
+            dependencies: ["SKDNN"],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "SKDDistill",
+            dependencies: ["SKDModels", "SKDNN"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Tests
         .target(
             name: "SKDTestSupport",
@@ -60,6 +72,14 @@ let package = Package(
         .testTarget(
             name: "SKDNNTests",
             dependencies: ["SKDNN", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDModelsTests",
+            dependencies: ["SKDModels", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDDistillTests",
+            dependencies: ["SKDDistill", "SKDTestSupport"],
             swiftSettings: swiftSettings),
     ]
 )
