@@ -17,6 +17,9 @@ let package = Package(
     // MARK: - Products
     products: [
         .library(name: "SKDTensor", targets: ["SKDTensor"]),
+        .library(name: "SKDNN", targets: ["SKDNN"]),
+        .library(name: "SKDModels", targets: ["SKDModels"]),
+        .library(name: "SKDDistill", targets: ["SKDDistill"]),
     ],
     dependencies: [],
     targets: [
@@ -40,6 +43,22 @@ let package = Package(
             dependencies: ["COpenBLAS", "CLAPACKE"],
             swiftSettings: swiftSettings),
 
+        // MARK: - Neural-network layer
+        .target(
+            name: "SKDNN",
+            dependencies: ["SKDTensor"],
+            swiftSettings: swiftSettings),
+
+        // MARK: - Models and distillation
+        .target(
+            name: "SKDModels",
+            dependencies: ["SKDNN"],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "SKDDistill",
+            dependencies: ["SKDModels", "SKDNN"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Tests
         .target(
             name: "SKDTestSupport",
@@ -49,6 +68,18 @@ let package = Package(
         .testTarget(
             name: "SKDTensorTests",
             dependencies: ["SKDTensor", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDNNTests",
+            dependencies: ["SKDNN", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDModelsTests",
+            dependencies: ["SKDModels", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDDistillTests",
+            dependencies: ["SKDDistill", "SKDTestSupport"],
             swiftSettings: swiftSettings),
     ]
 )

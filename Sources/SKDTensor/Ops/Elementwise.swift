@@ -1,7 +1,9 @@
 // Element-wise arithmetic with NumPy/PyTorch broadcasting, scalar arithmetic and unary math.
 //
 // Each op: forward kernel over contiguous buffers, split across cores; backward reuses the same kernels,
-// and a broadcast input's gradient is summed back to its shape with `sumTo`.
+// and a broadcast input's gradient is summed back to its shape with `sumTo`. Ops whose backward reads their own
+// output capture `out.detached()` (same storage, no history): capturing `out` would make a reference cycle
+// out → node → closure → out that leaks every graph that is built but never back-propagated.
 
 import Foundation
 
@@ -198,8 +200,8 @@ extension Tensor {
 extension Tensor {
     /// `eˣ`, element-wise.
     public func exp() -> Tensor {
-        let y = Tensor.map(self) { Foundation.exp($0) }
-        return y.recorded("exp", [self]) { g in [Tensor.zipMap(g, y, *)] }
+        let out = Tensor.map(self) { Foundation.exp($0) }, y = out.detached()
+        return out.recorded("exp", [self]) { g in [Tensor.zipMap(g, y, *)] }
     }
 
     /// Natural logarithm, element-wise.
@@ -218,8 +220,8 @@ extension Tensor {
 
     /// `√x`, element-wise.
     public func sqrt() -> Tensor {
-        let y = Tensor.map(self) { $0.squareRoot() }
-        return y.recorded("sqrt", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in gi / (2 * yi) }] }
+        let out = Tensor.map(self) { $0.squareRoot() }, y = out.detached()
+        return out.recorded("sqrt", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in gi / (2 * yi) }] }
     }
 
     /// `x²`, element-wise.
@@ -234,8 +236,8 @@ extension Tensor {
 extension Tensor {
     /// `max(x, 0)`.
     public func relu() -> Tensor {
-        let y = Tensor.map(self) { Swift.max($0, 0) }
-        return y.recorded("relu", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in yi > 0 ? gi : 0 }] }
+        let out = Tensor.map(self) { Swift.max($0, 0) }, y = out.detached()
+        return out.recorded("relu", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in yi > 0 ? gi : 0 }] }
     }
 
     /// `x` for positive x, `slope·x` otherwise (PyTorch's default slope 0.01).
@@ -248,14 +250,14 @@ extension Tensor {
 
     /// `1 / (1 + e⁻ˣ)`.
     public func sigmoid() -> Tensor {
-        let y = Tensor.map(self) { 1 / (1 + Foundation.exp(-$0)) }
-        return y.recorded("sigmoid", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in gi * yi * (1 - yi) }] }
+        let out = Tensor.map(self) { 1 / (1 + Foundation.exp(-$0)) }, y = out.detached()
+        return out.recorded("sigmoid", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in gi * yi * (1 - yi) }] }
     }
 
     /// `tanh(x)`.
     public func tanh() -> Tensor {
-        let y = Tensor.map(self) { Foundation.tanh($0) }
-        return y.recorded("tanh", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in gi * (1 - yi * yi) }] }
+        let out = Tensor.map(self) { Foundation.tanh($0) }, y = out.detached()
+        return out.recorded("tanh", [self]) { g in [Tensor.zipMap(g, y) { gi, yi in gi * (1 - yi * yi) }] }
     }
 
     /// GELU with the exact error function, `x·Φ(x) = x/2·(1 + erf(x/√2))` (PyTorch's default).

@@ -1,0 +1,149 @@
+// Recomputes the reference files of the distillation losses (`skd_mca_gk`, `skd_contrastive`,
+// `skd_contrastive_ratio`, `wave_kd`) and compares every stored tensor. Used by the parity tests and by
+// `skd reference-check`.
+
+import Foundation
+import SKDNN
+import SKDTensor
+
+/// One compared tensor: its name in the reference file and the relative error `‖ours − ref‖ / ‖ref‖`.
+public struct ReferenceComparison: Sendable {
+    /// The reference tensor's name (`output`, `tap.latent`, `grad.input`, `loss_gk`, ...).
+    public var name: String
+    /// `‖ours − reference‖ / ‖reference‖` (the absolute norm when the reference is all zeros).
+    public var relativeError: Double
+    /// The bound this tensor must meet.
+    public var tolerance: Double
+    /// Whether `relativeError ≤ tolerance`.
+    public var passed: Bool { relativeError <= tolerance }
+}
+
+/// Errors of a reference check: the file cannot be interpreted.
+public enum ReferenceCheckError: Error, CustomStringConvertible {
+    /// The file lacks a tensor or metadata entry the check needs.
+    case missing(file: String, what: String)
+    /// The file's kind is not one SwiftSKD knows.
+    case unknownKind(file: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case let .missing(file, what): return "\(file): missing \(what)"
+        case let .unknownKind(file, detail): return "\(file): not a SwiftSKD reference file (\(detail))"
+        }
+    }
+}
+
+/// `‖a − b‖ / ‖b‖` in Double (the absolute norm of the difference when `b` is zero).
+public func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
+    precondition(a.count == b.count, "relativeDifference: \(a.shape) vs \(b.shape)")
+    var num = 0.0, den = 0.0
+    for i in 0..<a.count {
+        let d = Double(a.pointer[i]) - Double(b.pointer[i])
+        num += d * d
+        den += Double(b.pointer[i]) * Double(b.pointer[i])
+    }
+    return den == 0 ? num.squareRoot() : (num / den).squareRoot()
+}
+
+/// Recomputation of the loss reference files.
+public enum LossReferenceCheck {
+    /// The loss-file kinds, recognised by their tensor names.
+    public enum Kind: String, CaseIterable, Sendable {
+        case mcaGK = "skd_mca_gk", contrastive = "skd_contrastive", wavelet = "wave_kd"
+    }
+
+    /// The kind of a reference file, from its tensor names; `nil` when it is not a loss file.
+    public static func kind(of file: SafeTensorsFile) -> Kind? {
+        let names = Set(file.tensors.keys)
+        if names.contains("loss_gk") && names.contains("student_feature") { return .mcaGK }
+        if names.contains("loss_cl") && names.contains("student.0") { return .contrastive }
+        if names.contains("loss_wave") { return .wavelet }
+        return nil
+    }
+
+    /// Recomputes a loss reference file and compares its stored losses (tolerance `lossTolerance`) and
+    /// intermediate tensors and gradients (tolerance `tolerance`).
+    public static func run(_ file: SafeTensorsFile, name: String, tolerance: Double = 1e-4,
+                           lossTolerance: Double = 1e-5) throws -> [ReferenceComparison] {
+        guard let kind = kind(of: file) else { throw ReferenceCheckError.unknownKind(file: name, detail: "no loss tensors") }
+        let config = try configJSON(file, name: name)
+        func tensor(_ key: String) throws -> Tensor {
+            guard let t = file.tensors[key] else { throw ReferenceCheckError.missing(file: name, what: "tensor \(key)") }
+            return t
+        }
+        var results: [ReferenceComparison] = []
+        func compare(_ key: String, _ ours: Tensor, tol: Double) throws {
+            results.append(ReferenceComparison(name: key, relativeError: relativeDifference(ours, try tensor(key)), tolerance: tol))
+        }
+
+        switch kind {
+        case .mcaGK:
+            let studentFeature = try tensor("student_feature").copy()
+            studentFeature.requiresGrad = true
+            let weight = try tensor("projector.weight")
+            let projector = Conv2d(weight.shape[1], weight.shape[0], kernelSize: 1, bias: true)
+            try projector.load(["weight": weight, "bias": try tensor("projector.bias")])
+            var options = FeatureLossOptions()
+            options.sigma = Float(config["sigma"] as? Double ?? 1)
+            options.alpha1 = Float(config["alpha1"] as? Double ?? 0.5)
+            options.spatialTokenThreshold = nil
+            let projected = projector(studentFeature)
+            let teacher = try tensor("teacher_feature")
+            // A tile smaller than N, so the reference also exercises the tiling.
+            let tokens = projected.shape[2] * projected.shape[3]
+            options.spatialTileRows = max(1, tokens / 3)
+            let terms = featureLoss(projected: projected, teacher: teacher, options: options)
+            try compare("projected", projected, tol: tolerance)
+            try compare("channel_attended", channelCrossAttention(student: projected, teacher: teacher), tol: tolerance)
+            try compare("spatial_attended", spatialCrossAttention(student: projected, teacher: teacher, tileRows: options.spatialTileRows), tol: tolerance)
+            try compare("loss_gk", terms.total, tol: lossTolerance)
+            terms.total.backward()
+            try compare("grad.student_feature", studentFeature.grad ?? Tensor(zeros: studentFeature.shape), tol: tolerance)
+            try compare("grad.projector.weight", projector.weight.grad ?? Tensor(zeros: weight.shape), tol: tolerance)
+            try compare("grad.projector.bias", projector.bias!.grad ?? Tensor(zeros: [weight.shape[0]]), tol: tolerance)
+
+        case .contrastive:
+            guard let weights = (config["weights"] as? [Double])?.map(Float.init) else {
+                throw ReferenceCheckError.missing(file: name, what: "config.weights")
+            }
+            let form = ContrastiveForm(rawValue: config["form"] as? String ?? "infonce") ?? .infonce
+            let tau = Float(config["tau"] as? Double ?? 0.1)
+            let eps = Float(config["eps"] as? Double ?? 1e-7)
+            var students: [Tensor] = []
+            var total: Tensor? = nil
+            for (l, w) in weights.enumerated() {
+                let s = try tensor("student.\(l)").copy()
+                s.requiresGrad = true
+                students.append(s)
+                let term = contrastiveLayerLoss(student: s, teacher: try tensor("teacher.\(l)"), degraded: try tensor("degraded.\(l)"),
+                                                form: form, tau: tau, ratioEps: eps) * w
+                total = total.map { $0 + term } ?? term
+            }
+            guard let total else { throw ReferenceCheckError.missing(file: name, what: "layers") }
+            try compare("loss_cl", total, tol: lossTolerance)
+            total.backward()
+            for (l, s) in students.enumerated() {
+                try compare("grad.student.\(l)", s.grad ?? Tensor(zeros: s.shape), tol: tolerance)
+            }
+
+        case .wavelet:
+            let student = try tensor("student").copy()
+            student.requiresGrad = true
+            let levels = config["levels"] as? Int ?? 4
+            let loss = waveletLoss(student: student, teacher: try tensor("teacher"), levels: levels)
+            try compare("loss_wave", loss, tol: lossTolerance)
+            loss.backward()
+            try compare("grad.student", student.grad ?? Tensor(zeros: student.shape), tol: tolerance)
+        }
+        return results
+    }
+
+    /// The `config` metadata entry parsed as a JSON object (empty when absent).
+    static func configJSON(_ file: SafeTensorsFile, name: String) throws -> [String: Any] {
+        guard let text = file.metadata["config"] else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw ReferenceCheckError.unknownKind(file: name, detail: "metadata config is not a JSON object")
+        }
+        return object
+    }
+}
