@@ -218,6 +218,70 @@ extension Tensor {
     }
 }
 
+// MARK: - Inference: depthwise 3×3 convolution fused with the gate
+
+extension Tensor {
+    /// GDFN's `gelu(x₁) · x₂` with `x₁, x₂ = depthwise3×3(x).chunk(2, dim=1)`, in one pass and without gradient:
+    /// each output row is gated straight from the two convolved rows, which live in a per-thread scratch, so the
+    /// `[B, 2·C, H, W]` convolution output is never written or read back (at 512×512 that is 2× 356 MB of
+    /// traffic and one fresh allocation per block for restormer-s). The convolution sums in the same order as
+    /// `conv2d`'s depthwise kernel (bias, then the taps row by row), so the result equals the composed ops.
+    ///
+    /// Use it only when no gradient is needed (it records nothing); `RestormerFeedForward` switches to it
+    /// by itself under `noGrad` or for frozen weights and inputs.
+    ///
+    /// - Parameters:
+    ///   - x: `[B, 2·C, H, W]` (the output of `project_in`).
+    ///   - weight: `[2·C, 1, 3, 3]`, the depthwise kernel (stride 1, padding 1).
+    ///   - bias: `[2·C]` or `nil`.
+    /// - Returns: `[B, C, H, W]`.
+    public static func gdfnDepthwiseGate(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] % 2 == 0, "gdfnDepthwiseGate: input must be [B, 2·C, H, W], got \(x.shape)")
+        let batch = x.shape[0], channels = x.shape[1], hidden = channels / 2, h = x.shape[2], w = x.shape[3]
+        precondition(weight.shape == [channels, 1, 3, 3],
+                     "gdfnDepthwiseGate: weight must be [\(channels), 1, 3, 3], got \(weight.shape)")
+        if let bias { precondition(bias.count == channels, "gdfnDepthwiseGate: bias \(bias.shape) for \(channels) channels") }
+        let out = Tensor(uninitialized: [batch, hidden, h, w])
+        let src = x.pointer, kernel = weight.pointer, shift = bias?.pointer, dst = out.pointer
+        let plane = h * w
+
+        /// One output row of the depthwise convolution of `channel` (its plane at `input`) into `row`.
+        @inline(__always)
+        func convolveRow(_ input: UnsafeMutablePointer<Float>, channel: Int, row oh: Int, into row: UnsafeMutablePointer<Float>) {
+            row.update(repeating: shift?[channel] ?? 0, count: w)
+            let k = kernel + channel * 9
+            for ki in 0..<3 {
+                let ih = oh - 1 + ki
+                if ih < 0 || ih >= h { continue }
+                let line = input + ih * w
+                // Tap kj reads column ow + kj − 1: valid output columns 1..<w, 0..<w and 0..<w−1.
+                let w0 = k[ki * 3], w1 = k[ki * 3 + 1], w2 = k[ki * 3 + 2]
+                if w > 1 { for ow in 1..<w { row[ow] += w0 * line[ow - 1] } }
+                for ow in 0..<w { row[ow] += w1 * line[ow] }
+                if w > 1 { for ow in 0..<(w - 1) { row[ow] += w2 * line[ow + 1] } }
+            }
+        }
+
+        Parallel.forEach(batch * hidden, cost: plane * 24) { planes in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * w)
+            defer { scratch.deallocate() }
+            let first = scratch, second = scratch + w
+            for r in planes {
+                let b = r / hidden, c = r % hidden
+                let input1 = src + (b * channels + c) * plane, input2 = input1 + hidden * plane
+                let output = dst + r * plane
+                for oh in 0..<h {
+                    convolveRow(input1, channel: c, row: oh, into: first)
+                    convolveRow(input2, channel: c + hidden, row: oh, into: second)
+                    let o = output + oh * w
+                    for ow in 0..<w { o[ow] = gdfnGELU(first[ow]) * second[ow] }
+                }
+            }
+        }
+        return out
+    }
+}
+
 // MARK: - Branch-free GELU for the gate
 //
 // The gate evaluates GELU on hidden·H·W values per block (≈ 45 M at 512×512 in restormer-s's level-1 blocks),

@@ -43,6 +43,8 @@ final class RestormerParityTests: XCTestCase {
         let output = model.forward(input, taps: taps)
         print("\(golden):")
         compare("output", output, file.tensors["output"])
+        // The inference path (fused kernels under noGrad) is the same function.
+        compare("output (noGrad)", noGrad { model(input) }, file.tensors["output"])
 
         let tapList = try JSONDecoder().decode([String].self, from: Data(try XCTUnwrap(file.metadata["taps"]).utf8))
         XCTAssertEqual(Set(tapList), Set(model.tapNames), "the model's taps are the reference's")
@@ -176,5 +178,24 @@ final class RestormerParityTests: XCTestCase {
         }
         XCTAssertLessThan(worst, 1.5e-6, "gate vs gelu(x1)·x2")
         checkGradients("gdfnGate", inputs: [randomTensor([2, 10, 3, 5], seed: 32, low: -3, high: 3)]) { $0[0].gdfnGate() }
+    }
+    /// The inference kernel (depthwise 3×3 + gate in one pass) equals the composed ops, including one-pixel-wide
+    /// and one-row maps; the feed-forward block gives the same output with and without gradient recording.
+    func testFusedDepthwiseGateMatchesComposition() {
+        for (b, c, h, w, withBias) in [(2, 7, 5, 6, true), (1, 4, 1, 9, false), (1, 3, 6, 1, true), (1, 5, 2, 2, false)] {
+            let x = randomTensor([b, 2 * c, h, w], seed: 41)
+            let weight = randomTensor([2 * c, 1, 3, 3], seed: 42)
+            let bias = withBias ? randomTensor([2 * c], seed: 43) : nil
+            let composed = noGrad { Tensor.conv2d(x, weight: weight, bias: bias, padding: 1, groups: 2 * c).gdfnGate() }
+            let fused = Tensor.gdfnDepthwiseGate(x, weight: weight, bias: bias)
+            XCTAssertEqual(fused.shape, [b, c, h, w])
+            XCTAssertLessThan(relativeError(fused, composed), 1e-6, "\(b)×\(2 * c)×\(h)×\(w) bias \(withBias)")
+        }
+        let ffn = RestormerFeedForward(dim: 6, hiddenFeatures: 7, bias: true)
+        let x = randomTensor([2, 6, 5, 7], seed: 44)
+        let inference = noGrad { ffn(x) }
+        let training = ffn(x)
+        XCTAssertTrue(training.requiresGrad, "with trainable weights the composed, differentiable path runs")
+        XCTAssertLessThan(relativeError(inference, training), 1e-6)
     }
 }
