@@ -17,6 +17,7 @@ let package = Package(
     // MARK: - Products
     products: [
         .library(name: "SKDTensor", targets: ["SKDTensor"]),
+        .library(name: "SKDImage", targets: ["SKDImage"]),
     ],
     dependencies: [],
     targets: [
@@ -34,10 +35,21 @@ let package = Package(
             name: "CJPEG", path: "CSystem/CJPEG", pkgConfig: "libjpeg",
             providers: [.apt(["libjpeg-dev"])]),
 
+        // setjmp-guarded libpng/libjpeg over memory buffers: no input can exit, abort or hang the process.
+        .target(
+            name: "CImageShim", path: "CSystem/CImageShim",
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+
         // MARK: - Engine
         .target(
             name: "SKDTensor",
             dependencies: ["COpenBLAS", "CLAPACKE"],
+            swiftSettings: swiftSettings),
+
+        // MARK: - Data: codecs, metrics, datasets, degradations, sampler
+        .target(
+            name: "SKDImage",
+            dependencies: ["SKDTensor", "CImageShim"],
             swiftSettings: swiftSettings),
 
         // MARK: - Tests
@@ -49,6 +61,10 @@ let package = Package(
         .testTarget(
             name: "SKDTensorTests",
             dependencies: ["SKDTensor", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SKDImageTests",
+            dependencies: ["SKDImage", "SKDTestSupport"],
             swiftSettings: swiftSettings),
     ]
 )
