@@ -168,6 +168,10 @@ public final class TrainingSampler {
     /// The state to store in a checkpoint: resuming from it makes `next()` return the batch it would return now.
     public var state: State { State(seed: recipe.seed, nextBatch: pipeline.consumed) }
 
+    /// How many finished batches are waiting to be taken (at most `prefetch`); a trainer that keeps finding 0
+    /// here is waiting on decoding and may want more workers.
+    public var readyBatches: Int { pipeline.readyCount }
+
     /// The next batch, waiting for the background threads if it is not ready.
     ///
     /// - Throws: the error that prevented building this batch (an undecodable file, a too-small image); the
@@ -189,6 +193,7 @@ private final class Pipeline: @unchecked Sendable {
     var consumed: Int { condition.lock(); defer { condition.unlock() }; return nextToTake }
     var nextToTake: Int
     var stopped = false
+    var readyCount: Int { condition.lock(); defer { condition.unlock() }; return ready.count }
 
     init(recipe: BatchRecipe, first: Int, capacity: Int) {
         self.recipe = recipe
