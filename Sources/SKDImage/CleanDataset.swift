@@ -32,15 +32,19 @@ public struct CleanDataset: PairedImageSource {
         self.degradation = degradation
     }
 
+    /// The number of clean images.
     public var count: Int { files.count }
 
+    /// The file name of image `index`, relative to `folder`.
     public func name(at index: Int) -> String { names[index] }
 
+    /// Image `index` and its degradation, at full size; `rng` drives the degradation.
     public func pair(at index: Int, using rng: inout SKDRandom) throws -> ImagePair {
         let clean = try DatasetFiles.load(files[index])
         return ImagePair(name: names[index], input: degradation.degrade(clean, using: &rng), target: clean)
     }
 
+    /// A random `size`×`size` patch of image `index` and its degradation (degraded with `margin` context).
     public func patch(at index: Int, size: Int, using rng: inout SKDRandom) throws -> ImagePair {
         precondition(size > 0, "CleanDataset.patch: size \(size) must be positive")
         let clean = try DatasetFiles.load(files[index])

@@ -1,6 +1,6 @@
 // The one place where the C shim's types appear; everything here is internal.
 
-import CImageShim
+internal import CImageShim
 import Foundation
 
 /// The capacity of the message buffers handed to the shim (libjpeg's own limit is 200 bytes).

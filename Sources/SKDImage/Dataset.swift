@@ -79,6 +79,7 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
 }
 
 extension DatasetError: LocalizedError {
+    /// The same text as `description`, for `localizedDescription`.
     public var errorDescription: String? { description }
 }
 

@@ -36,8 +36,10 @@ public struct GaussianNoise: Degradation, Equatable {
     /// Noise with a fixed σ (0–255 scale), e.g. 15, 25 or 50.
     public init(sigma: Float, clip: Bool = false) { self.init(sigma: sigma...sigma, clip: clip) }
 
+    /// 0: the noise is per sample.
     public var margin: Int { 0 }
 
+    /// The degraded image (float samples, 0...1 scale); see the type's description.
     public func degrade(_ image: Image, using rng: inout SKDRandom) -> Image {
         let s = (sigma.lowerBound == sigma.upperBound ? sigma.lowerBound
                     : sigma.lowerBound + (sigma.upperBound - sigma.lowerBound) * rng.uniform()) / 255
@@ -128,6 +130,7 @@ public struct MotionBlur: Degradation, Equatable {
         self.angle = angle
     }
 
+    /// Half the longest kernel, plus one pixel for the anti-aliased footprint.
     public var margin: Int { Int((length.upperBound / 2).rounded(.up)) + 1 }
 
     /// The kernel taps the next `degrade` call with this generator state would use (for inspection and tests).
@@ -137,6 +140,7 @@ public struct MotionBlur: Degradation, Equatable {
         return LineKernel(length: l, angle: a * .pi / 180)
     }
 
+    /// The degraded image (float samples, 0...1 scale); see the type's description.
     public func degrade(_ image: Image, using rng: inout SKDRandom) -> Image {
         let k = kernel(using: &rng)
         return Image(width: image.width, height: image.height, channels: image.channels,
@@ -207,6 +211,7 @@ public struct RainStreaks: Degradation, Equatable {
         self.opacity = opacity
     }
 
+    /// Half the longest kernel, plus one pixel for the anti-aliased footprint.
     public var margin: Int { Int((length.upperBound / 2).rounded(.up)) + 1 }
 
     /// The streak layer (`height * width` values in 0...1) for one image.
@@ -237,6 +242,7 @@ public struct RainStreaks: Degradation, Equatable {
         return (layer, o)
     }
 
+    /// The degraded image (float samples, 0...1 scale); see the type's description.
     public func degrade(_ image: Image, using rng: inout SKDRandom) -> Image {
         let (layer, o) = streaks(width: image.width, height: image.height, using: &rng)
         var out = image.floats
@@ -263,8 +269,10 @@ public struct DegradationChain: Degradation {
     /// A chain applying `steps` in order.
     public init(_ steps: [any Degradation]) { self.steps = steps }
 
+    /// The sum of the steps' margins.
     public var margin: Int { steps.reduce(0) { $0 + $1.margin } }
 
+    /// The degraded image (float samples, 0...1 scale); see the type's description.
     public func degrade(_ image: Image, using rng: inout SKDRandom) -> Image {
         steps.reduce(image) { $1.degrade($0, using: &rng) }
     }

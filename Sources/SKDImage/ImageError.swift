@@ -47,5 +47,6 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
 }
 
 extension ImageError: LocalizedError {
+    /// The same text as `description`, for `localizedDescription`.
     public var errorDescription: String? { description }
 }

@@ -171,20 +171,22 @@ func readFile(_ url: URL) throws -> [UInt8] {
     if (info.st_mode & S_IFMT) == S_IFDIR { throw ImageError.unreadable(url, reason: "is a directory") }
     let size = Int(info.st_size)
     if size == 0 { throw ImageError.emptyFile(url) }
-    var bytes = [UInt8](repeating: 0, count: size)
-    var filled = 0
-    try bytes.withUnsafeMutableBytes { buffer in
+    var failure: Int32 = 0
+    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+        var filled = 0
         while filled < size {
             let n = read(fd, buffer.baseAddress! + filled, size - filled)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ImageError.unreadable(url, reason: errnoText(errno))
+                failure = errno
+                break
             }
             if n == 0 { break }  // the file shrank while we read it
             filled += n
         }
+        initialized = filled
     }
-    if filled < size { bytes.removeLast(size - filled) }
+    if failure != 0 { throw ImageError.unreadable(url, reason: errnoText(failure)) }
     if bytes.isEmpty { throw ImageError.emptyFile(url) }
     return bytes
 }

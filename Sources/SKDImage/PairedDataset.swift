@@ -157,10 +157,13 @@ public struct PairedDataset: PairedImageSource {
 
     // MARK: PairedImageSource
 
+    /// The number of pairs.
     public var count: Int { entries.count }
 
+    /// The name of pair `index` (see `Entry.name`).
     public func name(at index: Int) -> String { entries[index].name }
 
+    /// Pair `index` at full size, as RGB; `rng` is not used (real pairs have no synthetic randomness).
     public func pair(at index: Int, using rng: inout SKDRandom) throws -> ImagePair {
         let entry = entries[index]
         let input = try DatasetFiles.load(entry.input), target = try DatasetFiles.load(entry.target)
@@ -172,6 +175,7 @@ public struct PairedDataset: PairedImageSource {
         return ImagePair(name: entry.name, input: input, target: target)
     }
 
+    /// A random `size`×`size` patch at the same position in input and target; the position comes from `rng`.
     public func patch(at index: Int, size: Int, using rng: inout SKDRandom) throws -> ImagePair {
         precondition(size > 0, "PairedDataset.patch: size \(size) must be positive")
         let whole = try pair(at: index, using: &rng)
