@@ -50,5 +50,12 @@ let package = Package(
             name: "SKDTensorTests",
             dependencies: ["SKDTensor", "SKDTestSupport"],
             swiftSettings: swiftSettings),
+
+        // MARK: - Benchmarks
+        .executableTarget(
+            name: "skd-bench",
+            dependencies: ["SKDTensor"],
+            path: "Benchmarks/SKDBench",
+            swiftSettings: swiftSettings),
     ]
 )
