@@ -1,7 +1,7 @@
 // skd-bench: times SwiftSKD's kernels (and, later, whole models) and writes the results as JSON.
 //
 //   swift run -c release skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S]
-//                                  [--column-bytes B] [--list]
+//                                  [--column-bytes B] [--threads N] [--list]
 //
 // A benchmark runs when its name contains any FILTER (case-insensitive), or always when no filter is given.
 // New benchmarks are added as entries of a list (see KernelBenchmarks.swift) and joined into `allBenchmarks`.
@@ -13,13 +13,14 @@ let allBenchmarks: [Benchmark] = kernelBenchmarks
 
 func usage() -> Never {
     print("""
-    usage: skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S] [--column-bytes B] [--list]
+    usage: skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S] [--column-bytes B] [--threads N] [--list]
       FILTER       run only benchmarks whose name contains one of the filters (case-insensitive)
       --json PATH  where to write the results (default .build/bench-results.json)
       --samples N  minimum timed runs per benchmark (default 5)
       --warmup N   untimed runs first (default 2)
       --seconds S  keep sampling until S seconds were timed, up to 50 runs (default 1)
       --column-bytes B  im2col block size of the convolutions (ConvolutionTuning.columnBufferBytes)
+      --threads N  OpenBLAS and kernel threads (default: all cores)
       --list       print the benchmark names and exit
     """)
     exit(2)
@@ -38,6 +39,10 @@ while let arg = arguments.popFirst() {
     case "--warmup": guard let n = Int(value()), n >= 0 else { usage() }; settings.warmup = n
     case "--seconds": guard let s = Double(value()), s >= 0 else { usage() }; settings.minSeconds = s
     case "--column-bytes": guard let n = Int(value()), n >= 1 else { usage() }; ConvolutionTuning.columnBufferBytes = n
+    case "--threads":
+        guard let n = Int(value()), n >= 1 else { usage() }
+        BLAS.threads = n
+        Parallel.threads = n
     case "--list": listOnly = true
     case "-h", "--help": usage()
     default:
