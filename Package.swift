@@ -97,5 +97,12 @@ let package = Package(
             name: "SKDDistillTests",
             dependencies: ["SKDDistill", "SKDTestSupport"],
             swiftSettings: swiftSettings),
+
+        // MARK: - Benchmarks
+        .executableTarget(
+            name: "skd-bench",
+            dependencies: ["SKDTensor"],
+            path: "Benchmarks/SKDBench",
+            swiftSettings: swiftSettings),
     ]
 )
