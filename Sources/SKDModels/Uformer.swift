@@ -113,7 +113,8 @@ public final class UformerWindowAttention: Module {
                      "UformerWindowAttention: windows \(x.shape) are not [B·nW, \(window * window), \(c)]")
         // Keys and values from the two halves of `to_kv`, so each comes out contiguous without slicing activations.
         let kvWeight = qkv.to_kv.weight, kvBias = qkv.to_kv.bias
-        let q = Tensor.linear(x, weight: qkv.to_q.weight, bias: qkv.to_q.bias) * scale
+        // The query scale folded into the (small) projection instead of a pass over the queries.
+        let q = Tensor.linear(x, weight: qkv.to_q.weight * scale, bias: qkv.to_q.bias.map { $0 * scale })
         let k = Tensor.linear(x, weight: kvWeight.slice(axis: 0, start: 0, end: c),
                               bias: kvBias?.slice(axis: 0, start: 0, end: c))
         let v = Tensor.linear(x, weight: kvWeight.slice(axis: 0, start: c, end: 2 * c),
@@ -132,17 +133,15 @@ public final class UformerWindowAttention: Module {
 // MARK: - Feed-forward
 
 /// The token feed-forward of a LeWin block: LeFF or the plain MLP.
-public class UformerTokenMLP: Module {
+public protocol UformerFeedForward: Module {
     /// Maps `[B, H·W, C]` tokens of an `height × width` map to `[B, H·W, C]`.
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        preconditionFailure("UformerTokenMLP.forward: subclasses implement it")
-    }
-    /// Multiply-accumulates for `tokens` tokens of an `height × width` map.
-    func multiplyAccumulates(tokens: Int) -> Int { 0 }
+    func forward(_ x: Tensor, height: Int, width: Int) -> Tensor
+    /// Multiply-accumulates for `tokens` tokens.
+    func multiplyAccumulates(tokens: Int) -> Int
 }
 
 /// The official `LeFF`: linear + GELU, depthwise 3×3 conv + GELU on the token grid, linear.
-public final class UformerLeFF: UformerTokenMLP {
+public final class UformerLeFF: Module, UformerFeedForward {
     /// `linear1`: `[Linear(dim, hidden), GELU]`.
     public var linear1: [UnaryLayer]
     /// `dwconv`: `[Conv2d(hidden, hidden, 3, padding 1, groups hidden), GELU]`.
@@ -164,21 +163,22 @@ public final class UformerLeFF: UformerTokenMLP {
         super.init()
     }
 
-    public override func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        let b = x.shape[0]
+    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
         precondition(x.rank == 3 && x.shape[1] == height * width && x.shape[2] == dim,
                      "UformerLeFF: tokens \(x.shape) are not [B, \(height)·\(width), \(dim)]")
         let hidden = applySequence(linear1, to: x)                                 // [B, HW, hidden]
-        let map = hidden.permuted([0, 2, 1]).reshaped([b, hiddenDim, height, width])
-        let mixed = applySequence(dwconv, to: map).reshaped([b, hiddenDim, height * width]).permuted([0, 2, 1])
+        // `dwconv` = [Conv2d, GELU], run on the token layout (no transposes of the hidden tokens).
+        let conv = dwconv[0] as! Conv2d
+        let mixed = applySequence(Array(dwconv.dropFirst()), to: Tensor.depthwiseConv3x3Tokens(
+            hidden, weight: conv.weight, bias: conv.bias, height: height, width: width))
         return applySequence(linear2, to: mixed)
     }
 
-    override func multiplyAccumulates(tokens: Int) -> Int { tokens * (2 * dim * hiddenDim + 9 * hiddenDim) }
+    public func multiplyAccumulates(tokens: Int) -> Int { tokens * (2 * dim * hiddenDim + 9 * hiddenDim) }
 }
 
 /// The official `Mlp` (`token_mlp='ffn'` or `'mlp'`): linear + GELU + linear.
-public final class UformerMlp: UformerTokenMLP {
+public final class UformerMlp: Module, UformerFeedForward {
     /// `fc1`: `Linear(dim, hidden)`.
     public var fc1: Linear
     /// `fc2`: `Linear(hidden, dim)`.
@@ -197,9 +197,9 @@ public final class UformerMlp: UformerTokenMLP {
         super.init()
     }
 
-    public override func forward(_ x: Tensor, height: Int, width: Int) -> Tensor { fc2(fc1(x).gelu()) }
+    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor { fc2(fc1(x).gelu()) }
 
-    override func multiplyAccumulates(tokens: Int) -> Int { tokens * 2 * dim * hiddenDim }
+    public func multiplyAccumulates(tokens: Int) -> Int { tokens * 2 * dim * hiddenDim }
 }
 
 /// The decoder blocks' `modulator` (`nn.Embedding(win², dim)`): a learned offset per window position.
@@ -228,7 +228,7 @@ public final class UformerLeWinBlock: Module {
     /// `norm2`: LayerNorm over channels.
     public var norm2: LayerNorm
     /// `mlp`: the token feed-forward.
-    public var mlp: UformerTokenMLP
+    public var mlp: UformerFeedForward
     /// `modulator` (decoder blocks when enabled), added to the normalised window tokens fed to the attention.
     public var modulator: UformerModulator?
 
@@ -254,6 +254,9 @@ public final class UformerLeWinBlock: Module {
     ///   - window: the configured window side.
     ///   - shift: the configured shift (`window / 2` on odd blocks with `shift_flag`, else 0).
     ///   - mlpRatio: hidden width over `dim`.
+    ///   - qkvBias: whether the q/kv projections have a bias.
+    ///   - qkScale: the query scale; `nil` for `head_dim^−0.5`.
+    ///   - dropPath: the stochastic-depth probability in training mode.
     ///   - tokenMlp: `"leff"`, `"ffn"` or `"mlp"`.
     ///   - modulator: whether to add the window-position embedding (sized by the configured window, as officially).
     public init(dim: Int, resolution: Int, numHeads: Int, window: Int, shift: Int, mlpRatio: Double = 4,
@@ -335,8 +338,13 @@ public final class UformerBasicLayer: Module {
     ///   - depth: the number of blocks.
     ///   - numHeads: attention heads.
     ///   - window: the configured window side.
+    ///   - mlpRatio: hidden width over `dim`.
+    ///   - qkvBias: whether the q/kv projections have a bias.
+    ///   - qkScale: the query scale; `nil` for `head_dim^−0.5`.
     ///   - dropPath: one stochastic-depth probability per block.
+    ///   - tokenMlp: `"leff"`, `"ffn"` or `"mlp"`.
     ///   - shiftFlag: whether odd blocks shift by `window / 2`.
+    ///   - modulator: whether the blocks add the window-position embedding.
     public init(dim: Int, resolution: Int, depth: Int, numHeads: Int, window: Int, mlpRatio: Double, qkvBias: Bool,
                 qkScale: Float?, dropPath: [Float], tokenMlp: String, shiftFlag: Bool, modulator: Bool) {
         precondition(dropPath.count == depth, "UformerBasicLayer: \(dropPath.count) drop-path rates for \(depth) blocks")
@@ -353,9 +361,10 @@ public final class UformerBasicLayer: Module {
         blocks.reduce(x) { $1.forward($0, height: height, width: width) }
     }
 
-    /// The largest window of the stage (every side must be a multiple of each block's window).
+    /// The effective window of each block (the stage's side must be a multiple of each).
     var windows: [Int] { blocks.map(\.window) }
 
+    /// Multiply-accumulates of the stage on an `height × width` map.
     func multiplyAccumulates(height: Int, width: Int) -> Int {
         blocks.reduce(0) { $0 + $1.multiplyAccumulates(height: height, width: width) }
     }
@@ -379,6 +388,7 @@ public final class UformerDownsample: Module {
     public var conv: [UnaryLayer]
     let inChannels: Int, outChannels: Int
 
+    /// A resampling layer from `inChannels` to `outChannels` token channels.
     public init(_ inChannels: Int, _ outChannels: Int) {
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -398,6 +408,7 @@ public final class UformerUpsample: Module {
     public var deconv: [UnaryLayer]
     let inChannels: Int, outChannels: Int
 
+    /// A resampling layer from `inChannels` to `outChannels` token channels.
     public init(_ inChannels: Int, _ outChannels: Int) {
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -416,6 +427,7 @@ public final class UformerInputProj: Module {
     /// `proj`: `[Conv2d(in, out, 3, padding 1), LeakyReLU]`.
     public var proj: [UnaryLayer]
 
+    /// A projection from `inChannels` to `outChannels` channels.
     public init(_ inChannels: Int, _ outChannels: Int) {
         proj = [Conv2d(inChannels, outChannels, kernelSize: 3, padding: 1), LeakyReLU()]
         super.init()
@@ -432,6 +444,7 @@ public final class UformerOutputProj: Module {
     /// `proj`: `[Conv2d(in, out, 3, padding 1)]`.
     public var proj: [UnaryLayer]
 
+    /// A projection from `inChannels` to `outChannels` channels.
     public init(_ inChannels: Int, _ outChannels: Int) {
         proj = [Conv2d(inChannels, outChannels, kernelSize: 3, padding: 1)]
         super.init()
@@ -452,25 +465,43 @@ public final class UformerOutputProj: Module {
 /// `[N, H'·W', C]` of `input_proj`, the encoder stages, the bottleneck `conv` and the decoder stages, at the
 /// padded resolution.
 public final class Uformer: Module, TappedModel {
+    /// `dd_in → embed_dim` channels, full resolution.
     public var input_proj: UformerInputProj
+    /// `2·embed_dim → in_chans` channels, full resolution.
     public var output_proj: UformerOutputProj
+    /// Encoder stage 0: `embed_dim` channels at full resolution.
     public var encoderlayer_0: UformerBasicLayer
+    /// `embed_dim → 2·embed_dim`, half resolution (the official attribute name, typo included).
     public var dowsample_0: UformerDownsample
+    /// Encoder stage 1: `2·embed_dim` channels at 1/2 resolution.
     public var encoderlayer_1: UformerBasicLayer
+    /// `2·embed_dim → 4·embed_dim`, 1/4 resolution.
     public var dowsample_1: UformerDownsample
+    /// Encoder stage 2: `4·embed_dim` channels at 1/4 resolution.
     public var encoderlayer_2: UformerBasicLayer
+    /// `4·embed_dim → 8·embed_dim`, 1/8 resolution.
     public var dowsample_2: UformerDownsample
+    /// Encoder stage 3: `8·embed_dim` channels at 1/8 resolution.
     public var encoderlayer_3: UformerBasicLayer
+    /// `8·embed_dim → 16·embed_dim`, 1/16 resolution.
     public var dowsample_3: UformerDownsample
-    /// The bottleneck stage (the official attribute is called `conv`).
+    /// The bottleneck stage (the official attribute is called `conv`): `16·embed_dim` channels at 1/16 resolution.
     public var conv: UformerBasicLayer
+    /// `16·embed_dim → 8·embed_dim`, 1/8 resolution; concatenated with encoder stage 3.
     public var upsample_0: UformerUpsample
+    /// Decoder stage 0: `16·embed_dim` channels at 1/8 resolution.
     public var decoderlayer_0: UformerBasicLayer
+    /// `16·embed_dim → 4·embed_dim`, 1/4 resolution; concatenated with encoder stage 2.
     public var upsample_1: UformerUpsample
+    /// Decoder stage 1: `8·embed_dim` channels at 1/4 resolution.
     public var decoderlayer_1: UformerBasicLayer
+    /// `8·embed_dim → 2·embed_dim`, 1/2 resolution; concatenated with encoder stage 1.
     public var upsample_2: UformerUpsample
+    /// Decoder stage 2: `4·embed_dim` channels at 1/2 resolution.
     public var decoderlayer_2: UformerBasicLayer
+    /// `4·embed_dim → embed_dim`, full resolution; concatenated with encoder stage 0.
     public var upsample_3: UformerUpsample
+    /// Decoder stage 3: `2·embed_dim` channels at full resolution.
     public var decoderlayer_3: UformerBasicLayer
 
     /// The constructor arguments.
@@ -478,10 +509,11 @@ public final class Uformer: Module, TappedModel {
     /// Input sides are padded up to a multiple of this (16 times what the stage windows need).
     public let sizeMultiple: Int
 
+    /// The taps, in forward order: token outputs `[N, H'·W', C]` of these submodules.
     public let tapNames = ["input_proj", "encoderlayer_0", "encoderlayer_1", "encoderlayer_2", "encoderlayer_3",
                            "conv", "decoderlayer_0", "decoderlayer_1", "decoderlayer_2", "decoderlayer_3"]
 
-    /// Builds the network as the official constructor does.
+    /// Builds the network as the official constructor does, with the official `_init_weights` initialisation.
     public init(config: UformerConfig) {
         let c = config
         precondition(c.depths.count == 9 && c.numHeads.count == 9,
@@ -503,7 +535,8 @@ public final class Uformer: Module, TappedModel {
         }
         let decDpr = Array(encDpr.reversed())
         func slice(_ rates: [Float], _ from: Int, _ count: Int) -> [Float] {
-            // Python slicing clamps at the end of the list; deeper decoders than encoders get fewer rates there.
+            // Only reachable when the decoders have more blocks than the encoders, where the official code raises
+            // IndexError; the extra blocks get no drop-path.
             (0..<count).map { from + $0 < rates.count ? rates[from + $0] : 0 }
         }
         func stage(_ level: Int, _ dim: Int, _ index: Int, _ rates: [Float], modulator: Bool = false) -> UformerBasicLayer {
@@ -563,6 +596,10 @@ public final class Uformer: Module, TappedModel {
     /// The side `n` rounded up to `sizeMultiple`.
     public func paddedSide(_ n: Int) -> Int { (n + sizeMultiple - 1) / sizeMultiple * sizeMultiple }
 
+    /// Runs the network, recording the `tapNames` outputs into `taps` when given.
+    ///
+    /// - Parameter x: `[N, dd_in, H, W]`, any `H, W ≥ 2`.
+    /// - Returns: `[N, in_chans, H, W]`.
     public func forward(_ x: Tensor, taps: FeatureTaps?) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == config.ddIn,
                      "Uformer: input \(x.shape) is not [N, \(config.ddIn), H, W]")
@@ -645,6 +682,28 @@ public final class Uformer: Module, TappedModel {
 }
 
 extension Uformer {
-    /// `Uformer(config:)`.
-    public convenience init(_ config: UformerConfig) { self.init(config: config) }
+    /// The official constructor's arguments (defaults as officially); see `UformerConfig` for each.
+    public convenience init(imgSize: Int = 256, inChans: Int = 3, ddIn: Int = 3, embedDim: Int = 32,
+                            depths: [Int] = [2, 2, 2, 2, 2, 2, 2, 2, 2], numHeads: [Int] = [1, 2, 4, 8, 16, 16, 8, 4, 2],
+                            winSize: Int = 8, mlpRatio: Double = 4, qkvBias: Bool = true, qkScale: Double? = nil,
+                            dropPathRate: Double = 0.1, tokenProjection: String = "linear", tokenMlp: String = "leff",
+                            shiftFlag: Bool = true, modulator: Bool = false) {
+        var c = UformerConfig()
+        c.imgSize = imgSize
+        c.inChans = inChans
+        c.ddIn = ddIn
+        c.embedDim = embedDim
+        c.depths = depths
+        c.numHeads = numHeads
+        c.winSize = winSize
+        c.mlpRatio = mlpRatio
+        c.qkvBias = qkvBias
+        c.qkScale = qkScale
+        c.dropPathRate = dropPathRate
+        c.tokenProjection = tokenProjection
+        c.tokenMlp = tokenMlp
+        c.shiftFlag = shiftFlag
+        c.modulator = modulator
+        self.init(config: c)
+    }
 }

@@ -152,6 +152,58 @@ final class UformerParityTests: XCTestCase {
         }
     }
 
+    /// The token-layout depthwise convolution equals the NCHW `conv2d` (groups = C, padding 1) on the same map,
+    /// forward and backward, on an awkward size.
+    func testTokenDepthwiseConvMatchesConv2d() {
+        let b = 2, c = 5, h = 3, w = 7
+        var rng = SKDRandom(seed: 13)
+        let x = Tensor.uniform([b, h * w, c], low: -1, high: 1, using: &rng)
+        let weight = Tensor.uniform([c, 1, 3, 3], low: -1, high: 1, using: &rng)
+        let bias = Tensor.uniform([c], low: -1, high: 1, using: &rng)
+        let probe = Tensor.uniform([b, h * w, c], low: -1, high: 1, using: &rng)
+        func run(_ tokens: Bool) -> [Tensor] {
+            let (xi, wi, bi) = (x.copy(), weight.copy(), bias.copy())
+            for t in [xi, wi, bi] { t.requiresGrad = true }
+            let y = tokens
+                ? Tensor.depthwiseConv3x3Tokens(xi, weight: wi, bias: bi, height: h, width: w)
+                : Tensor.conv2d(xi.permuted([0, 2, 1]).reshaped([b, c, h, w]), weight: wi, bias: bi, padding: 1, groups: c)
+                    .reshaped([b, c, h * w]).permuted([0, 2, 1])
+            (y * probe).sum().backward()
+            return [y, xi.grad!, wi.grad!, bi.grad!]
+        }
+        for (ours, reference) in zip(run(true), run(false)) {
+            XCTAssertEqual(ours.shape, reference.shape)
+            XCTAssertLessThanOrEqual(relativeError(ours, reference), 1e-6)
+        }
+        checkGradients("depthwiseConv3x3Tokens", inputs: [x, weight, bias]) { i in
+            Tensor.depthwiseConv3x3Tokens(i[0], weight: i[1], bias: i[2], height: h, width: w)
+        }
+    }
+
+    /// In training mode a block with drop-path keeps or drops each sample's residual branches independently; in
+    /// evaluation mode it is deterministic.
+    func testDropPathInTrainingOnly() {
+        ParameterInit.seed(17)
+        let block = UformerLeWinBlock(dim: 4, resolution: 4, numHeads: 1, window: 4, shift: 0, dropPath: 0.5)
+        var rng = SKDRandom(seed: 17)
+        let one = Tensor.uniform([1, 16, 4], low: -1, high: 1, using: &rng)
+        let x = Tensor.concat([Tensor](repeating: one, count: 64), axis: 0)
+        block.train()
+        let y = noGrad { block.forward(x, height: 4, width: 4) }
+        var identical = 0, distinct = Set<Float>()
+        for s in 0..<64 {
+            let sample = Array(y.values[(s * 64)..<((s + 1) * 64)])
+            if sample == one.values { identical += 1 }      // both branches dropped
+            distinct.insert(sample[0])
+        }
+        XCTAssertGreaterThan(identical, 4)
+        XCTAssertLessThan(identical, 32)
+        XCTAssertEqual(distinct.count, 4, "keep/drop of two branches gives four outcomes")
+        block.eval()
+        let z = noGrad { block.forward(x, height: 4, width: 4) }
+        XCTAssertEqual(Array(z.values[0..<64]), Array(z.values[64..<128]))
+    }
+
     /// A shifted LeWin block with a modulator and two heads on a non-square map: gradients of the input and of the
     /// parameters specific to Uformer (bias table, modulator, q/kv projections, depthwise conv).
     func testLeWinBlockGradients() throws {
