@@ -506,7 +506,9 @@ public final class Uformer: Module, TappedModel {
 
     /// The constructor arguments.
     public let config: UformerConfig
-    /// Input sides are padded up to a multiple of this (16 times what the stage windows need).
+    /// The side multiple every stage needs: the least common multiple of 16 (four down-samplings) and
+    /// `2^level · window` of every stage. `forward` reflect-pads other sizes to it itself; `Inference` pads to it
+    /// before calling the model, and rounds tiles up to it.
     public let sizeMultiple: Int
 
     /// The taps, in forward order: token outputs `[N, H'·W', C]` of these submodules.

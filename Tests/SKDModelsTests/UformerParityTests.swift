@@ -226,11 +226,10 @@ final class UformerParityTests: XCTestCase {
         }
     }
 
-    /// The relative-position index equals the official construction (coordinates differences, shifted and
-    /// flattened) and the shifted-window mask is the official one: −100 exactly between tokens of different
-    /// regions, which a direct attention computation with the explicit mask reproduces.
+    /// A shifted block on a non-square map equals a direct computation with the official ingredients written out:
+    /// roll, the relative-position index from coordinate differences, and the −100 mask from the official slices.
     func testShiftedWindowAttentionMatchesExplicitMask() {
-        let dim = 4, heads = 2, win = 4, h = 8, w = 8, shift = 2
+        let dim = 4, heads = 2, win = 4, h = 8, w = 12, shift = 2
         let block = UformerLeWinBlock(dim: dim, resolution: h, numHeads: heads, window: win, shift: shift)
         block.eval()
         var rng = SKDRandom(seed: 9)
@@ -241,10 +240,11 @@ final class UformerParityTests: XCTestCase {
 
         // Reference: explicit official mask (region labels by slices), explicit relative index, naive loops.
         var region = [Int](repeating: 0, count: h * w)
-        let slices = [(0, h - win), (h - win, h - shift), (h - shift, h)]
+        let rowSlices = [(0, h - win), (h - win, h - shift), (h - shift, h)]
+        let colSlices = [(0, w - win), (w - win, w - shift), (w - shift, w)]
         var count = 0
-        for (r0, r1) in slices {
-            for (c0, c1) in slices {
+        for (r0, r1) in rowSlices {
+            for (c0, c1) in colSlices {
                 for r in r0..<r1 { for c in c0..<c1 { region[r * w + c] = count } }
                 count += 1
             }
