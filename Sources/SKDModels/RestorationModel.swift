@@ -46,9 +46,15 @@ public protocol TappedModel: Module {
     /// - Parameter x: `[N, 3, H, W]`.
     /// - Returns: the network output; `[N, 3, H, W]` for restoration models.
     func forward(_ x: Tensor, taps: FeatureTaps?) -> Tensor
+
+    /// Input heights and widths must be multiples of this (8 for three 2× down-samplings); inference pads to it.
+    var sizeMultiple: Int { get }
 }
 
 extension TappedModel {
     /// `forward(x, taps: nil)`.
     public func callAsFunction(_ x: Tensor) -> Tensor { forward(x, taps: nil) }
+
+    /// Models that accept any size (padding internally) need no multiple.
+    public var sizeMultiple: Int { 1 }
 }

@@ -1,0 +1,244 @@
+// The training objective of every method SwiftSKD offers, computed from one batch:
+//   skd        L1(S_r, G) + α2·Σ_taps L_GK + α3·L_CL          (the paper, Eq. 5)
+//   wave       L1(S_r, G) + λ·L_wave                          (Wavelet KD)
+//   output-kd  L1(S_r, G) + w·L1(S_r, T_r)
+//   none       L1(S_r, G)
+
+import Foundation
+import SKDModels
+import SKDNN
+import SKDTensor
+
+/// The distillation method.
+public enum DistillationMethod: String, Codable, CaseIterable, Sendable {
+    /// Soft knowledge distillation: GK feature loss with cross-net attention, plus the contrastive loss.
+    case skd
+    /// Wavelet knowledge distillation (Haar details of the outputs).
+    case wave
+    /// L1 to the teacher's output.
+    case outputKD = "output-kd"
+    /// No teacher: L1 to the ground truth alone.
+    case none
+}
+
+/// Every weight and switch of the objective. Defaults are the paper's (and the issue's) values.
+public struct DistillationOptions: Codable, Equatable, Sendable {
+    /// The method.
+    public var method: DistillationMethod = .skd
+    /// The taps used by the feature loss; `nil`: the family's default list (`DistillationTaps.defaults`).
+    public var taps: [String]? = nil
+    /// σ, α1, branch switches and the spatial token threshold.
+    public var feature = FeatureLossOptions()
+    /// α2: weight of Σ_taps L_GK.
+    public var alpha2: Float = 0.2
+    /// α3: weight of L_CL.
+    public var alpha3: Float = 0.2
+    /// Whether the contrastive loss is used (Table III ablation).
+    public var contrastive = true
+    /// The contrastive form (`ratio` by default; `infonce` is the paper's Eq. 4 as a loss).
+    public var contrastiveForm: ContrastiveForm = .ratio
+    /// τ of the InfoNCE form (the paper states 1e-6; 0.1 is the stable default).
+    public var tau: Float = 0.1
+    /// Per-layer weights of L_CL; VGG-19 relu1_1…relu5_1 by default (for teacher-encoder features: equal weights).
+    public var contrastiveWeights: [Float]? = nil
+    /// λ of the wavelet loss.
+    public var waveLambda: Float = 0.4
+    /// Haar levels J of the wavelet loss.
+    public var waveLevels = 4
+    /// Weight of L1(S_r, T_r) for `output-kd`.
+    public var outputKDWeight: Float = 1
+
+    public init() {}
+}
+
+/// The default feature taps of each family (the distillation issue's lists).
+public enum DistillationTaps {
+    /// Restormer and DRSformer: 7 taps; Uformer: 9 taps.
+    public static func defaults(for model: any TappedModel) -> [String] {
+        let names = Set(model.tapNames)
+        if names.contains("encoderlayer_0") {
+            return ["encoderlayer_0", "encoderlayer_1", "encoderlayer_2", "encoderlayer_3", "conv",
+                    "decoderlayer_0", "decoderlayer_1", "decoderlayer_2", "decoderlayer_3"]
+        }
+        return ["encoder_level1", "encoder_level2", "encoder_level3", "latent", "decoder_level3", "decoder_level2", "decoder_level1"]
+    }
+
+    /// A tap as a feature map: NCHW taps are returned as they are; token taps `[B, N, C]` (Uformer) are viewed as
+    /// `[B, C, h, w]` with h/w the aspect ratio of the `height`×`width` input.
+    ///
+    /// - Parameters:
+    ///   - tap: `[B, C, h, w]` or `[B, h·w, C]`.
+    ///   - height, width: the network input's size.
+    public static func featureMap(_ tap: Tensor, height: Int, width: Int) -> Tensor {
+        if tap.rank == 4 { return tap }
+        precondition(tap.rank == 3, "featureMap: a tap must be [B, C, H, W] or [B, N, C], got \(tap.shape)")
+        let (b, n, c) = (tap.shape[0], tap.shape[1], tap.shape[2])
+        let scale = (Double(height * width) / Double(n)).squareRoot()
+        let h = Int((Double(height) / scale).rounded()), w = n / max(h, 1)
+        precondition(h * w == n, "featureMap: \(n) tokens do not form a grid with the aspect of \(height)×\(width)")
+        return tap.transposed(1, 2).reshaped([b, c, h, w])
+    }
+}
+
+/// A frozen feature extractor φ for the contrastive loss.
+public protocol ContrastiveFeatureExtractor: AnyObject {
+    /// A short description for logs ("VGG-19 relu1_1…relu5_1", "teacher encoder levels 1–3").
+    var summary: String { get }
+    /// The default per-layer weights.
+    var defaultWeights: [Float] { get }
+    /// φ_l of a batch of images in [−1, 1].
+    ///
+    /// - Parameter images: `[B, 3, H, W]` in [−1, 1].
+    /// - Returns: one feature tensor `[B, ...]` per layer.
+    func features(_ images: Tensor) -> [Tensor]
+}
+
+/// φ = the frozen teacher's encoder taps (levels 1–3, equal weights), for users without VGG-19 weights.
+public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
+    let teacher: any TappedModel
+    let taps: [String]
+    public var summary: String { "teacher encoder taps \(taps.joined(separator: ", "))" }
+    public var defaultWeights: [Float] { [Float](repeating: 1, count: taps.count) }
+
+    /// - Parameters:
+    ///   - teacher: the frozen teacher.
+    ///   - taps: the taps used as φ's layers; `nil`: the first three default taps (encoder levels 1–3).
+    public init(teacher: any TappedModel, taps: [String]? = nil) {
+        self.teacher = teacher
+        self.taps = taps ?? Array(DistillationTaps.defaults(for: teacher).prefix(3))
+    }
+
+    public func features(_ images: Tensor) -> [Tensor] {
+        let recorder = FeatureTaps(Set(taps))
+        _ = teacher.forward(images, taps: recorder)
+        return taps.map { recorder[$0]! }
+    }
+}
+
+/// The value of each loss term of one step, for logging.
+public struct LossBreakdown {
+    /// The objective to back-propagate, shape `[]`.
+    public var total: Tensor
+    /// Named scalar terms: `rec`, `gk`, `gk_plain`, `gk_channel`, `gk_spatial`, `cl`, `wave`, `okd`, `total`.
+    public var terms: [(name: String, value: Float)]
+    /// The student's restored batch `[B, 3, H, W]` (without history).
+    public var restored: Tensor
+}
+
+/// Computes the objective of a method for a teacher/student pair.
+public final class DistillationObjective {
+    /// The frozen teacher (`nil` for `none`).
+    public let teacher: (any TappedModel)?
+    /// The student being trained.
+    public let student: any TappedModel
+    /// The projectors (SKD only), trained with the student.
+    public let projectors: Projectors?
+    /// φ of the contrastive loss (SKD with `contrastive` only).
+    public let featureExtractor: ContrastiveFeatureExtractor?
+    /// The options.
+    public let options: DistillationOptions
+    /// The taps used by the feature loss.
+    public let taps: [String]
+
+    /// - Parameters:
+    ///   - teacher: the teacher (frozen and put in eval mode here); required unless the method is `none`.
+    ///   - student: the student.
+    ///   - featureExtractor: φ; `nil` with SKD + contrastive uses the teacher's encoder taps.
+    ///   - probeSize: the side of the small input used once to discover the taps' channel counts.
+    public init(teacher: (any TappedModel)?, student: any TappedModel, options: DistillationOptions,
+                featureExtractor: ContrastiveFeatureExtractor? = nil, probeSize: Int = 32) {
+        precondition(options.method == .none || teacher != nil, "DistillationObjective: method \(options.method.rawValue) needs a teacher")
+        self.options = options
+        self.student = student
+        self.teacher = options.method == .none ? nil : teacher
+        self.teacher?.freeze()
+        self.teacher?.eval()
+        if options.method == .skd, let teacher {
+            let taps = options.taps ?? DistillationTaps.defaults(for: teacher)
+            self.taps = taps
+            // One tiny no-grad pass through both networks tells the channel count of every tap.
+            let probe = Tensor(zeros: [1, 3, probeSize, probeSize])
+            let channels = { (model: any TappedModel) -> [Int] in
+                let recorder = FeatureTaps(Set(taps))
+                noGrad { _ = model.forward(probe, taps: recorder) }
+                return taps.map { name -> Int in
+                    guard let t = recorder[name] else { preconditionFailure("tap \(name) is not recorded by \(type(of: model)); it offers \(model.tapNames)") }
+                    return DistillationTaps.featureMap(t, height: probeSize, width: probeSize).shape[1]
+                }
+            }
+            projectors = Projectors(taps: taps, studentChannels: channels(student), teacherChannels: channels(teacher))
+            self.featureExtractor = options.contrastive ? (featureExtractor ?? TeacherEncoderFeatures(teacher: teacher)) : nil
+        } else {
+            taps = []
+            projectors = nil
+            self.featureExtractor = nil
+        }
+    }
+
+    /// Everything the optimizer updates: the student's trainable parameters, then the projectors'.
+    public var trainableParameters: [Tensor] { student.trainableParameters() + (projectors?.trainableParameters() ?? []) }
+
+    /// The objective on one batch.
+    ///
+    /// - Parameters:
+    ///   - input: degraded images `[B, 3, H, W]` in [−1, 1].
+    ///   - target: ground truth `[B, 3, H, W]` in [−1, 1].
+    public func callAsFunction(input: Tensor, target: Tensor) -> LossBreakdown {
+        let (h, w) = (input.shape[2], input.shape[3])
+        var teacherOut: Tensor? = nil
+        let teacherTaps = FeatureTaps(Set(taps))
+        if let teacher { teacherOut = noGrad { teacher.forward(input, taps: teacherTaps) } }
+        let studentTaps = FeatureTaps(Set(taps))
+        let restored = student.forward(input, taps: projectors == nil ? nil : studentTaps)
+        let rec = l1Loss(restored, target)
+        var total = rec
+        var terms: [(String, Float)] = [("rec", rec.item)]
+
+        switch options.method {
+        case .none:
+            break
+        case .outputKD:
+            let okd = l1Loss(restored, teacherOut!)
+            total = total + okd * options.outputKDWeight
+            terms.append(("okd", okd.item))
+        case .wave:
+            let wave = waveletLoss(student: restored, teacher: teacherOut!, levels: options.waveLevels)
+            total = total + wave * options.waveLambda
+            terms.append(("wave", wave.item))
+        case .skd:
+            var gk: Tensor? = nil
+            var plain: Float = 0, channel: Float = 0, spatial: Float = 0
+            for tap in taps {
+                let s = projectors!.project(DistillationTaps.featureMap(studentTaps[tap]!, height: h, width: w), tap: tap)
+                let t = DistillationTaps.featureMap(teacherTaps[tap]!, height: h, width: w)
+                let term = featureLoss(projected: s, teacher: t, options: options.feature)
+                plain += term.plain.item
+                channel += term.channel?.item ?? 0
+                spatial += term.spatial?.item ?? 0
+                gk = gk.map { $0 + term.total } ?? term.total
+            }
+            if let gk {
+                total = total + gk * options.alpha2
+                terms += [("gk", gk.item), ("gk_plain", plain), ("gk_channel", channel), ("gk_spatial", spatial)]
+            }
+            if let phi = featureExtractor {
+                let fs = phi.features(restored)
+                let (ft, fi) = noGrad { (phi.features(teacherOut!), phi.features(input)) }
+                let weights = options.contrastiveWeights ?? phi.defaultWeights
+                precondition(weights.count == fs.count, "contrastive weights: \(weights.count) for \(fs.count) layers of \(phi.summary)")
+                var cl: Tensor? = nil
+                for l in 0..<fs.count {
+                    let term = contrastiveLayerLoss(student: fs[l], teacher: ft[l], degraded: fi[l],
+                                                    form: options.contrastiveForm, tau: options.tau) * weights[l]
+                    cl = cl.map { $0 + term } ?? term
+                }
+                if let cl {
+                    total = total + cl * options.alpha3
+                    terms.append(("cl", cl.item))
+                }
+            }
+        }
+        terms.append(("total", total.item))
+        return LossBreakdown(total: total, terms: terms, restored: restored.detached())
+    }
+}
