@@ -106,24 +106,43 @@ public final class DRSformer: Module, TappedModel {
     /// The configuration the network was built from.
     public let config: DRSformerConfig
 
+    /// 3×3 convolution from the image to `dim` channels.
     public var patch_embed: DRSformerOverlapPatchEmbed
+    /// MEFC on the embedded image (`dim` channels); `nil` without MEFC.
     public var encoder_level0: DRSformerSubnet?
+    /// `num_blocks[0]` blocks at `dim` channels, full resolution.
     public var encoder_level1: [DRSformerTransformerBlock]
+    /// Level 1 → 2 (`dim` → `2·dim`, half resolution).
     public var down1_2: DRSformerDownsample
+    /// `num_blocks[1]` blocks at `2·dim` channels.
     public var encoder_level2: [DRSformerTransformerBlock]
+    /// Level 2 → 3.
     public var down2_3: DRSformerDownsample
+    /// `num_blocks[2]` blocks at `4·dim` channels.
     public var encoder_level3: [DRSformerTransformerBlock]
+    /// Level 3 → 4.
     public var down3_4: DRSformerDownsample
+    /// `num_blocks[3]` blocks at `8·dim` channels, 1/8 resolution.
     public var latent: [DRSformerTransformerBlock]
+    /// Level 4 → 3 (`8·dim` → `4·dim`, double resolution).
     public var up4_3: DRSformerUpsample
+    /// 1×1 convolution `8·dim → 4·dim` after the skip concatenation.
     public var reduce_chan_level3: Conv2d
+    /// `num_blocks[2]` blocks at `4·dim` channels.
     public var decoder_level3: [DRSformerTransformerBlock]
+    /// Level 3 → 2.
     public var up3_2: DRSformerUpsample
+    /// 1×1 convolution `4·dim → 2·dim` after the skip concatenation.
     public var reduce_chan_level2: Conv2d
+    /// `num_blocks[1]` blocks at `2·dim` channels.
     public var decoder_level2: [DRSformerTransformerBlock]
+    /// Level 2 → 1 (no channel reduction after the skip concatenation).
     public var up2_1: DRSformerUpsample
+    /// `num_blocks[0]` blocks at `2·dim` channels with `heads[0]` heads.
     public var decoder_level1: [DRSformerTransformerBlock]
+    /// MEFC at `2·dim` channels before the output convolution; `nil` without MEFC.
     public var refinement: DRSformerSubnet?
+    /// 3×3 convolution `2·dim → out_channels`.
     public var output: Conv2d
 
     /// Builds the network with the official constructor arguments (see `DRSformerConfig` for their meaning).
@@ -174,6 +193,9 @@ public final class DRSformer: Module, TappedModel {
                   num_blocks: config.num_blocks, heads: config.heads, ffn_expansion_factor: config.ffn_expansion_factor,
                   bias: config.bias, LayerNorm_type: config.LayerNorm_type, mefc: config.mefc)
     }
+
+    /// 8: three pixel-unshuffle levels halve the size three times.
+    public var sizeMultiple: Int { 8 }
 
     /// `patch_embed`, `encoder_level0` (with MEFC), `encoder_level1`…`encoder_level3`, `latent`,
     /// `decoder_level3`…`decoder_level1`, `refinement` (with MEFC): each the output of that official submodule.

@@ -27,6 +27,7 @@ public final class DRSformerLayerNormBody: Module {
 
 /// The official `LayerNorm(dim, LayerNorm_type)`: normalises each pixel over its channels (eps 1e-5, biased variance).
 public final class DRSformerLayerNorm: Module, UnaryLayer {
+    /// The weight (and bias) holder, named as the official `body`.
     public var body: DRSformerLayerNormBody
 
     /// - Parameters:
@@ -63,10 +64,13 @@ public final class DRSformerAttention: Module, UnaryLayer {
     public var qkv_dwconv: Conv2d
     /// 1×1 convolution `dim → dim`.
     public var project_out: Conv2d
-    /// `[1]` each, initialised to 0.2: the weights of the four sparsity levels.
+    /// `[1]`, initialised to 0.2: the weight of the ⌊C/2⌋ level.
     public var attn1: Tensor
+    /// `[1]`, initialised to 0.2: the weight of the ⌊2C/3⌋ level.
     public var attn2: Tensor
+    /// `[1]`, initialised to 0.2: the weight of the ⌊3C/4⌋ level.
     public var attn3: Tensor
+    /// `[1]`, initialised to 0.2: the weight of the ⌊4C/5⌋ level.
     public var attn4: Tensor
 
     /// - Parameters:
@@ -139,15 +143,25 @@ public final class DRSformerAttention: Module, UnaryLayer {
 /// branches with ReLU, a cross-mix of their halves through grouped 3×3 / 5×5 convolutions (2 input channels per
 /// group) with ReLU, and a 1×1 projection back.
 public final class DRSformerFeedForward: Module, UnaryLayer {
+    /// 1×1 convolution `dim → 2·hidden`.
     public var project_in: Conv2d
+    /// Depthwise 3×3 on the `2·hidden` channels.
     public var dwconv3x3: Conv2d
+    /// Depthwise 5×5 on the `2·hidden` channels.
     public var dwconv5x5: Conv2d
+    /// ReLU after `dwconv3x3`.
     public var relu3 = ReLU()
+    /// ReLU after `dwconv5x5`.
     public var relu5 = ReLU()
+    /// Grouped 3×3 `2·hidden → hidden`, 2 input channels per group, on the first halves of both branches.
     public var dwconv3x3_1: Conv2d
+    /// Grouped 5×5 `2·hidden → hidden`, 2 input channels per group, on the second halves of both branches.
     public var dwconv5x5_1: Conv2d
+    /// ReLU after `dwconv3x3_1`.
     public var relu3_1 = ReLU()
+    /// ReLU after `dwconv5x5_1`.
     public var relu5_1 = ReLU()
+    /// 1×1 convolution `2·hidden → dim`.
     public var project_out: Conv2d
 
     /// - Parameters:
@@ -187,9 +201,13 @@ public final class DRSformerFeedForward: Module, UnaryLayer {
 
 /// The official `TransformerBlock`: `x + attn(norm1(x))`, then `x + ffn(norm2(x))`.
 public final class DRSformerTransformerBlock: Module, UnaryLayer {
+    /// LayerNorm before the attention.
     public var norm1: DRSformerLayerNorm
+    /// Top-k sparse attention.
     public var attn: DRSformerAttention
+    /// LayerNorm before the feed-forward network.
     public var norm2: DRSformerLayerNorm
+    /// Mixed-scale feed-forward network.
     public var ffn: DRSformerFeedForward
 
     /// The official constructor arguments; see `DRSformerAttention` and `DRSformerFeedForward`.
@@ -217,9 +235,13 @@ public final class DRSformerTransformerBlock: Module, UnaryLayer {
 
 /// The official `OverlapPatchEmbed`: a 3×3 convolution from the image to `embed_dim` channels.
 public final class DRSformerOverlapPatchEmbed: Module, UnaryLayer {
+    /// 3×3 convolution `in_c → embed_dim`, padding 1.
     public var proj: Conv2d
 
-    /// - Parameters: in_c: image channels; embed_dim: feature channels; bias: convolution bias.
+    /// - Parameters:
+    ///   - in_c: image channels.
+    ///   - embed_dim: feature channels.
+    ///   - bias: whether the convolution has a bias.
     public init(in_c: Int = 3, embed_dim: Int = 48, bias: Bool = false) {
         proj = Conv2d(in_c, embed_dim, kernelSize: 3, padding: 1, bias: bias)
         super.init()

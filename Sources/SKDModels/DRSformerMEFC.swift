@@ -12,8 +12,11 @@ import SKDTensor
 /// The official primitive list `Operations`, in its order (which fixes the `_ops.<j>` indices and the
 /// channel order of the concatenation inside an operation layer).
 public enum DRSformerOperation: String, CaseIterable {
+    /// Separable convolutions (`SepConv`) with 1×1, 3×3, 5×5, 7×7 depthwise kernels.
     case sep_conv_1x1, sep_conv_3x3, sep_conv_5x5, sep_conv_7x7
+    /// Dilated separable convolutions (`DilConv`, dilation 2) with 3×3, 5×5, 7×7 depthwise kernels.
     case dil_conv_3x3, dil_conv_5x5, dil_conv_7x7
+    /// 3×3 average pooling without padded zeros in the count.
     case avg_pool_3x3
 
     /// The official `OPS[name](C, stride: 1, affine: false)`.
@@ -73,6 +76,7 @@ public final class DRSformerDilConv: Module, UnaryLayer {
 /// `nn.AvgPool2d(3, stride: 1, padding: 1, count_include_pad: false)`: border pixels average only the
 /// in-image neighbours.
 public final class DRSformerAvgPool3x3: Module, UnaryLayer {
+    /// The pooling layer (no parameters).
     public override init() { super.init() }
 
     /// - Parameter x: `[N, C, H, W]`. - Returns: `[N, C, H, W]`.
