@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "SKDNN", targets: ["SKDNN"]),
         .library(name: "SKDModels", targets: ["SKDModels"]),
         .library(name: "SKDDistill", targets: ["SKDDistill"]),
+        .library(name: "SKDImage", targets: ["SKDImage"]),
     ],
     dependencies: [],
     targets: [
@@ -37,6 +38,11 @@ let package = Package(
             name: "CJPEG", path: "CSystem/CJPEG", pkgConfig: "libjpeg",
             providers: [.apt(["libjpeg-dev"])]),
 
+        // setjmp-guarded libpng/libjpeg over memory buffers: no input can exit, abort or hang the process.
+        .target(
+            name: "CImageShim", path: "CSystem/CImageShim",
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+
         // MARK: - Engine
         .target(
             name: "SKDTensor",
@@ -49,6 +55,12 @@ let package = Package(
             dependencies: ["SKDTensor"],
             swiftSettings: swiftSettings),
 
+        // MARK: - Data: codecs, metrics, datasets, degradations, sampler
+        .target(
+            name: "SKDImage",
+            dependencies: ["SKDTensor", "CImageShim"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Models and distillation
         .target(
             name: "SKDModels",
@@ -56,7 +68,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "SKDDistill",
-            dependencies: ["SKDModels", "SKDNN"],
+            dependencies: ["SKDModels", "SKDImage", "SKDNN"],
             swiftSettings: swiftSettings),
 
         // MARK: - Tests
@@ -74,12 +86,23 @@ let package = Package(
             dependencies: ["SKDNN", "SKDTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
+            name: "SKDImageTests",
+            dependencies: ["SKDImage", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "SKDModelsTests",
             dependencies: ["SKDModels", "SKDTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "SKDDistillTests",
             dependencies: ["SKDDistill", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+
+        // MARK: - Benchmarks
+        .executableTarget(
+            name: "skd-bench",
+            dependencies: ["SKDTensor"],
+            path: "Benchmarks/SKDBench",
             swiftSettings: swiftSettings),
     ]
 )

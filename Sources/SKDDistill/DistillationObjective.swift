@@ -100,10 +100,12 @@ public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
     public var summary: String { "teacher encoder taps \(taps.joined(separator: ", "))" }
     public var defaultWeights: [Float] { [Float](repeating: 1, count: taps.count) }
 
-    /// - Parameter teacher: the frozen teacher; its first three default taps are used.
-    public init(teacher: any TappedModel) {
+    /// - Parameters:
+    ///   - teacher: the frozen teacher.
+    ///   - taps: the taps used as φ's layers; `nil`: the first three default taps (encoder levels 1–3).
+    public init(teacher: any TappedModel, taps: [String]? = nil) {
         self.teacher = teacher
-        taps = Array(DistillationTaps.defaults(for: teacher).prefix(3))
+        self.taps = taps ?? Array(DistillationTaps.defaults(for: teacher).prefix(3))
     }
 
     public func features(_ images: Tensor) -> [Tensor] {

@@ -3,47 +3,9 @@
 // `skd reference-check`.
 
 import Foundation
+import SKDModels
 import SKDNN
 import SKDTensor
-
-/// One compared tensor: its name in the reference file and the relative error `‖ours − ref‖ / ‖ref‖`.
-public struct ReferenceComparison: Sendable {
-    /// The reference tensor's name (`output`, `tap.latent`, `grad.input`, `loss_gk`, ...).
-    public var name: String
-    /// `‖ours − reference‖ / ‖reference‖` (the absolute norm when the reference is all zeros).
-    public var relativeError: Double
-    /// The bound this tensor must meet.
-    public var tolerance: Double
-    /// Whether `relativeError ≤ tolerance`.
-    public var passed: Bool { relativeError <= tolerance }
-}
-
-/// Errors of a reference check: the file cannot be interpreted.
-public enum ReferenceCheckError: Error, CustomStringConvertible {
-    /// The file lacks a tensor or metadata entry the check needs.
-    case missing(file: String, what: String)
-    /// The file's kind is not one SwiftSKD knows.
-    case unknownKind(file: String, detail: String)
-
-    public var description: String {
-        switch self {
-        case let .missing(file, what): return "\(file): missing \(what)"
-        case let .unknownKind(file, detail): return "\(file): not a SwiftSKD reference file (\(detail))"
-        }
-    }
-}
-
-/// `‖a − b‖ / ‖b‖` in Double (the absolute norm of the difference when `b` is zero).
-public func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
-    precondition(a.count == b.count, "relativeDifference: \(a.shape) vs \(b.shape)")
-    var num = 0.0, den = 0.0
-    for i in 0..<a.count {
-        let d = Double(a.pointer[i]) - Double(b.pointer[i])
-        num += d * d
-        den += Double(b.pointer[i]) * Double(b.pointer[i])
-    }
-    return den == 0 ? num.squareRoot() : (num / den).squareRoot()
-}
 
 /// Recomputation of the loss reference files.
 public enum LossReferenceCheck {

@@ -80,6 +80,11 @@ final class ConvolutionTests: XCTestCase {
         ConvCase(cin: 3, cout: 3, h: 13, w: 14, kh: 7, kw: 7, stride: 2, padding: 3, dilation: 2, groups: 3),
         ConvCase(cin: 5, cout: 5, h: 9, w: 8, kh: 3, kw: 3, stride: 2, padding: 1, groups: 5),
         ConvCase(cin: 2, cout: 2, h: 6, w: 5, kh: 3, kw: 3, stride: 3, groups: 2),
+        // Depthwise, non-square kernels: every width of fused tap groups (1…4) and per-axis padding.
+        ConvCase(cin: 4, cout: 4, h: 7, w: 9, kh: 3, kw: 5, padding: 1, groups: 4),
+        ConvCase(cin: 3, cout: 3, h: 6, w: 9, kh: 2, kw: 4, padding: 1, groups: 3),
+        ConvCase(cin: 3, cout: 3, h: 7, w: 13, kh: 3, kw: 6, padding: 2, dilation: 2, groups: 3),
+        ConvCase(n: 2, cin: 3, cout: 3, h: 5, w: 11, kh: 1, kw: 7, padding: 3, groups: 3),
         // Padding larger than the input reach: whole rows and columns of taps fall outside.
         ConvCase(cin: 2, cout: 3, h: 3, w: 4, kh: 3, kw: 3, padding: 3),
         ConvCase(cin: 2, cout: 2, h: 3, w: 4, kh: 3, kw: 3, padding: 3, groups: 2),

@@ -22,15 +22,18 @@ public enum ConvolutionTuning {
 struct ConvGeometry {
     let channels: Int, height: Int, width: Int
     let kernelH: Int, kernelW: Int
-    let stride: Int, padding: Int, dilation: Int
+    /// Padding of the rows and of the columns. Negative values crop (the transposed geometry of a
+    /// depthwise input gradient can have them).
+    let stride: Int, padH: Int, padW: Int, dilation: Int
     let outH: Int, outW: Int
 
-    init(channels: Int, height: Int, width: Int, kernelH: Int, kernelW: Int, stride: Int, padding: Int, dilation: Int) {
+    init(channels: Int, height: Int, width: Int, kernelH: Int, kernelW: Int, stride: Int, padding: Int, dilation: Int,
+         paddingW: Int? = nil) {
         self.channels = channels; self.height = height; self.width = width
         self.kernelH = kernelH; self.kernelW = kernelW
-        self.stride = stride; self.padding = padding; self.dilation = dilation
-        outH = (height + 2 * padding - dilation * (kernelH - 1) - 1) / stride + 1
-        outW = (width + 2 * padding - dilation * (kernelW - 1) - 1) / stride + 1
+        self.stride = stride; self.padH = padding; self.padW = paddingW ?? padding; self.dilation = dilation
+        outH = (height + 2 * padH - dilation * (kernelH - 1) - 1) / stride + 1
+        outW = (width + 2 * padW - dilation * (kernelW - 1) - 1) / stride + 1
     }
 
     var kernelArea: Int { kernelH * kernelW }
@@ -52,7 +55,7 @@ struct ConvGeometry {
     /// The valid output-column span of kernel column `kj`.
     @inline(__always)
     func columnSpan(_ kj: Int) -> (lo: Int, hi: Int) {
-        ConvGeometry.validSpan(offset: kj * dilation - padding, stride: stride, extent: width, outCount: outW)
+        ConvGeometry.validSpan(offset: kj * dilation - padW, stride: stride, extent: width, outCount: outW)
     }
 
     /// How many output rows one band holds so that its column block stays within the tuning budget.
@@ -72,16 +75,16 @@ extension Tensor {
         let bandCols = rows.count * geo.outW
         let kArea = geo.kernelArea, kW = geo.kernelW
         let H = geo.height, W = geo.width, Wo = geo.outW
-        let s = geo.stride, p = geo.padding, dil = geo.dilation
+        let s = geo.stride, pH = geo.padH, pW = geo.padW, dil = geo.dilation
         Parallel.forEach(geo.colRows, cost: bandCols) { r in
             for row in r {
                 let c = row / kArea, tap = row % kArea, ki = tap / kW, kj = tap % kW
                 let plane = src + c * H * W
-                let offW = kj * dil - p
+                let offW = kj * dil - pW
                 let (lo, hi) = geo.columnSpan(kj)
                 var d = col + row * bandCols
                 for oh in rows {
-                    let ih = oh * s - p + ki * dil
+                    let ih = oh * s - pH + ki * dil
                     if ih < 0 || ih >= H || lo >= hi {
                         d.update(repeating: 0, count: Wo)
                     } else {
@@ -107,18 +110,18 @@ extension Tensor {
         let bandCols = rows.count * geo.outW
         let kArea = geo.kernelArea, kW = geo.kernelW, kH = geo.kernelH
         let H = geo.height, W = geo.width, Wo = geo.outW
-        let s = geo.stride, p = geo.padding, dil = geo.dilation
+        let s = geo.stride, pH = geo.padH, pW = geo.padW, dil = geo.dilation
         Parallel.forEach(geo.channels, cost: kArea * bandCols) { r in
             for c in r {
                 let plane = dst + c * H * W
                 for ki in 0..<kH {
                     for kj in 0..<kW {
-                        let offW = kj * dil - p
+                        let offW = kj * dil - pW
                         let (lo, hi) = geo.columnSpan(kj)
                         if lo >= hi { continue }
                         var sp = col + (c * kArea + ki * kW + kj) * bandCols
                         for oh in rows {
-                            let ih = oh * s - p + ki * dil
+                            let ih = oh * s - pH + ki * dil
                             if ih >= 0 && ih < H {
                                 let drow = plane + ih * W + offW
                                 if s == 1 {
@@ -230,7 +233,7 @@ struct GroupedLowering {
     let batch: Int, groups: Int, coutPerGroup: Int
 
     /// 1×1, stride 1, no padding: the input plane is already the column matrix.
-    var isPointwise: Bool { geo.kernelH == 1 && geo.kernelW == 1 && geo.stride == 1 && geo.padding == 0 }
+    var isPointwise: Bool { geo.kernelH == 1 && geo.kernelW == 1 && geo.stride == 1 && geo.padH == 0 && geo.padW == 0 }
     var cinTotal: Int { geo.channels * groups }
     var coutTotal: Int { coutPerGroup * groups }
     /// K of the GEMM: one weight row per output channel.

@@ -4,10 +4,12 @@
 // of length kH·kW, all memory traffic and no reuse. The direct kernel instead works a row at a time: for
 // each output row and kernel tap it adds `w · (input row segment)` into the output row. Every inner loop is
 // then a contiguous (for stride 1) multiply-add over a row that stays in L1, which vectorises; the valid
-// column span of each tap is computed once, so the loops carry no padding branches. Planes (n, c) are
-// independent and run in parallel. The backward passes use the same row-wise form: the input gradient is the
-// transposed scatter, and the weight gradient accumulates per-tap row products that are reduced once per
-// channel.
+// column span of each tap is computed once, so the loops carry no padding branches. Over the columns where
+// every tap of a kernel row is valid, up to four taps are fused into one pass, so the output row is loaded and
+// stored once per four taps instead of once per tap. Planes (n, c) are independent and run in parallel.
+// Backward: for stride 1 the input gradient is itself a depthwise convolution (of the output gradient with the
+// flipped kernel and padding dilation·(k − 1) − padding) and reuses the forward kernel; other strides scatter
+// row-wise. The weight gradient accumulates per-tap row products that are reduced once per channel.
 
 import Foundation
 
@@ -43,18 +45,75 @@ extension Tensor {
     private static func columnTaps(_ geo: ConvGeometry) -> [(lo: Int, hi: Int, offset: Int)] {
         (0..<geo.kernelW).map { kj in
             let (lo, hi) = geo.columnSpan(kj)
-            return (lo, hi, kj * geo.dilation - geo.padding)
+            return (lo, hi, kj * geo.dilation - geo.padW)
+        }
+    }
+
+    /// `o[ow] += Σ_kj w[kj] · src[ow·s + offset_kj]` over each tap's valid span: one kernel row's contribution
+    /// to one output row. `interior` is the span where every tap is valid.
+    @inline(__always)
+    private static func accumulateKernelRow(
+        _ o: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ taps: UnsafeBufferPointer<(lo: Int, hi: Int, offset: Int)>, interior: (lo: Int, hi: Int), stride s: Int
+    ) {
+        let kW = taps.count
+        guard s == 1 && interior.lo < interior.hi else {
+            for kj in 0..<kW {
+                let (lo, hi, offset) = taps[kj]
+                let wv = w[kj], seg = src + offset
+                if s == 1 {
+                    for ow in lo..<hi { o[ow] += wv * seg[ow] }
+                } else {
+                    for ow in lo..<hi { o[ow] += wv * seg[ow &* s] }
+                }
+            }
+            return
+        }
+        // Edges: the columns where some taps fall into the padding, one tap at a time.
+        for kj in 0..<kW {
+            let (lo, hi, offset) = taps[kj]
+            let wv = w[kj], seg = src + offset
+            for ow in lo..<interior.lo { o[ow] += wv * seg[ow] }
+            for ow in interior.hi..<hi { o[ow] += wv * seg[ow] }
+        }
+        // Interior: up to four taps per pass over the output row.
+        let lo = interior.lo, hi = interior.hi
+        var kj = 0
+        while kj < kW {
+            switch kW - kj {
+            case 1:
+                let w0 = w[kj], a = src + taps[kj].offset
+                for ow in lo..<hi { o[ow] += w0 * a[ow] }
+                kj += 1
+            case 2:
+                let w0 = w[kj], w1 = w[kj + 1], a = src + taps[kj].offset, b = src + taps[kj + 1].offset
+                for ow in lo..<hi { o[ow] += w0 * a[ow] + w1 * b[ow] }
+                kj += 2
+            case 3, 5:
+                let w0 = w[kj], w1 = w[kj + 1], w2 = w[kj + 2]
+                let a = src + taps[kj].offset, b = src + taps[kj + 1].offset, c = src + taps[kj + 2].offset
+                for ow in lo..<hi { o[ow] += w0 * a[ow] + w1 * b[ow] + w2 * c[ow] }
+                kj += 3
+            default:
+                let w0 = w[kj], w1 = w[kj + 1], w2 = w[kj + 2], w3 = w[kj + 3]
+                let a = src + taps[kj].offset, b = src + taps[kj + 1].offset
+                let c = src + taps[kj + 2].offset, d = src + taps[kj + 3].offset
+                for ow in lo..<hi { o[ow] += w0 * a[ow] + w1 * b[ow] + w2 * c[ow] + w3 * d[ow] }
+                kj += 4
+            }
         }
     }
 
     /// out[n, c, oh, :] = bias[c] + Σ_taps w[c, ki, kj] · x[n, c, ih(oh, ki), iw(:, kj)].
+    /// `geo` may have a negative padding (the input-gradient convolution of a padded forward does).
     static func depthwiseForward(
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
         _ out: UnsafeMutablePointer<Float>, batch: Int, _ geo: ConvGeometry
     ) {
         let c = geo.channels, H = geo.height, W = geo.width, Ho = geo.outH, Wo = geo.outW
-        let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padding, dil = geo.dilation
+        let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation
         let taps = columnTaps(geo)
+        let interior = (lo: taps.map(\.lo).max()!, hi: taps.map(\.hi).min()!)
         taps.withUnsafeBufferPointer { taps in
             Parallel.forEach(batch * c, cost: geo.outPlaneSize * geo.kernelArea) { r in
                 for plane in r {
@@ -67,17 +126,7 @@ extension Tensor {
                         for ki in 0..<kH {
                             let ih = oh * s - p + ki * dil
                             if ih < 0 || ih >= H { continue }
-                            let irow = src + ih * W
-                            for kj in 0..<kW {
-                                let (lo, hi, offset) = taps[kj]
-                                let wv = wk[ki * kW + kj]
-                                let seg = irow + offset
-                                if s == 1 {
-                                    for ow in lo..<hi { orow[ow] += wv * seg[ow] }
-                                } else {
-                                    for ow in lo..<hi { orow[ow] += wv * seg[ow &* s] }
-                                }
-                            }
+                            accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
                         }
                     }
                 }
@@ -85,13 +134,29 @@ extension Tensor {
         }
     }
 
-    /// gx[n, c, ih, iw] = Σ over the outputs that read (ih, iw) of w · g: the forward's row loops with the
-    /// multiply-add reversed (scatter into the input row).
+    /// gx[n, c, ih, iw] = Σ over the outputs that read (ih, iw) of w · g. Stride 1: a depthwise convolution of g
+    /// with the flipped kernel. Otherwise the forward's row loops with the multiply-add reversed (scatter into
+    /// the input row).
     static func depthwiseBackwardInput(
         _ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>, batch: Int, _ geo: ConvGeometry
     ) {
+        if geo.stride == 1 {
+            let kArea = geo.kernelArea
+            let flipped = UnsafeMutablePointer<Float>.allocate(capacity: geo.channels * kArea)
+            defer { flipped.deallocate() }
+            for ch in 0..<geo.channels {
+                for t in 0..<kArea { flipped[ch * kArea + t] = w[ch * kArea + kArea - 1 - t] }
+            }
+            let transposed = ConvGeometry(
+                channels: geo.channels, height: geo.outH, width: geo.outW, kernelH: geo.kernelH, kernelW: geo.kernelW,
+                stride: 1, padding: geo.dilation * (geo.kernelH - 1) - geo.padH, dilation: geo.dilation,
+                paddingW: geo.dilation * (geo.kernelW - 1) - geo.padW)
+            assert(transposed.outH == geo.height && transposed.outW == geo.width, "depthwise backward: geometry mismatch")
+            depthwiseForward(g, flipped, nil, gx, batch: batch, transposed)
+            return
+        }
         let c = geo.channels, H = geo.height, W = geo.width, Ho = geo.outH, Wo = geo.outW
-        let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padding, dil = geo.dilation
+        let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation
         let taps = columnTaps(geo)
         taps.withUnsafeBufferPointer { taps in
             Parallel.forEach(batch * c, cost: geo.outPlaneSize * geo.kernelArea) { r in
@@ -129,7 +194,7 @@ extension Tensor {
         _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ gw: UnsafeMutablePointer<Float>, batch: Int, _ geo: ConvGeometry
     ) {
         let c = geo.channels, H = geo.height, W = geo.width, Ho = geo.outH, Wo = geo.outW
-        let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padding, dil = geo.dilation
+        let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation
         let kArea = geo.kernelArea
         let taps = columnTaps(geo)
         taps.withUnsafeBufferPointer { taps in

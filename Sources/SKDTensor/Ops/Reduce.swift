@@ -89,6 +89,8 @@ extension Tensor {
     /// Repeats extent-1 (or missing leading) axes to reach `shape`, as PyTorch's `expand` but materialised.
     public func expanded(to shape: [Int]) -> Tensor {
         if self.shape == shape { return self }
+        precondition(shape.count >= rank && Tensor.broadcastShape(self.shape, shape) == shape,
+                     "expanded: \(self.shape) does not broadcast to \(shape)")
         let out = Tensor(uninitialized: shape)
         let (dims, _, ss) = Tensor.collapsedBroadcast(shape, shape, self.shape)
         let inner = dims.last!, innerStride = ss.last!

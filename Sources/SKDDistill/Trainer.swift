@@ -1,0 +1,290 @@
+// The training loop shared by `skd train` (a model alone, L1) and `skd distill` (any method): Adam, cosine-annealed
+// learning rate, seeded batches, JSONL log, periodic validation keeping the best weights, sample restorations,
+// atomic checkpoints (also on SIGINT/SIGTERM), exact resume, and a stop with a clear message on a non-finite loss.
+
+import Dispatch
+import Foundation
+import SKDImage
+import SKDModels
+import SKDNN
+import SKDTensor
+
+/// Schedule and bookkeeping of a run. Defaults are the paper's (Adam, 2e-4 → 1e-6 cosine, batch 8, 128×128).
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    /// Optimizer steps.
+    public var iterations = 1000
+    /// Samples per batch.
+    public var batchSize = 8
+    /// Side of the square training crops.
+    public var patchSize = 128
+    /// The initial learning rate, annealed by a cosine to `minLearningRate` over `iterations`.
+    public var learningRate: Float = 2e-4
+    public var minLearningRate: Float = 1e-6
+    /// Adam's L2 weight decay.
+    public var weightDecay: Float = 0
+    /// The run seed: batches, crops, augmentations and synthetic degradations all derive from it.
+    public var seed: UInt64 = 0
+    /// A JSONL line every `logEvery` steps (and at the first and last).
+    public var logEvery = 10
+    /// Validation every `validateEvery` steps (and at the end) when a validation set is given; 0 disables.
+    public var validateEvery = 500
+    /// At most this many validation images per evaluation (0: all).
+    public var validationImages = 0
+    /// A checkpoint every `checkpointEvery` steps (and at the end); 0: only at the end and on signals.
+    public var checkpointEvery = 500
+    /// Sample restorations written at each validation.
+    public var samples = 2
+    /// Background decoding threads of the sampler.
+    public var workers = 1
+
+    public init() {}
+}
+
+/// Why a run stopped early.
+public enum TrainingError: Error, CustomStringConvertible {
+    /// A loss term became NaN or infinite.
+    case nonFinite(term: String, iteration: Int, lastCheckpoint: URL?)
+    /// SIGINT or SIGTERM: a checkpoint was written.
+    case interrupted(iteration: Int, checkpoint: URL)
+
+    public var description: String {
+        switch self {
+        case let .nonFinite(term, iteration, checkpoint):
+            return "loss term '\(term)' is not finite at iteration \(iteration + 1); last good checkpoint: \(checkpoint?.path ?? "none (no checkpoint was written yet)")"
+        case let .interrupted(iteration, checkpoint):
+            return "interrupted after iteration \(iteration); checkpoint written to \(checkpoint.path) (continue with --resume)"
+        }
+    }
+}
+
+/// What a finished run reports.
+public struct TrainingSummary {
+    /// Completed iterations.
+    public var iterations: Int
+    /// The last logged loss terms.
+    public var lastTerms: [String: Float]
+    /// The best validation PSNR (RGB dB) and its iteration, when validation ran.
+    public var bestPSNR: Double?
+    public var bestIteration: Int?
+    /// Training throughput, images per second (excluding validation).
+    public var imagesPerSecond: Double
+    /// The final checkpoint.
+    public var checkpoint: URL
+}
+
+/// Runs the optimisation of a `DistillationObjective` on a dataset.
+public final class Trainer {
+    public let objective: DistillationObjective
+    public let training: any PairedImageSource
+    public let validation: (any PairedImageSource)?
+    public let options: TrainingOptions
+    /// Where logs, samples, checkpoints and the plot go.
+    public let runDirectory: URL
+    /// The resolved configuration, stored in every checkpoint.
+    public let configJSON: String
+    /// Lines for the user (progress, validation results); defaults to standard error.
+    public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    /// Stop (with a checkpoint, as on SIGINT) once this many iterations are complete; for tests and time-boxed runs.
+    public var stopAfter: Int? = nil
+
+    public init(objective: DistillationObjective, training: any PairedImageSource, validation: (any PairedImageSource)?,
+                options: TrainingOptions, runDirectory: URL, configJSON: String) {
+        self.objective = objective; self.training = training; self.validation = validation
+        self.options = options; self.runDirectory = runDirectory; self.configJSON = configJSON
+    }
+
+    /// Trains, from the start or from `resume` (a checkpoint folder of the same run).
+    public func run(resume: URL? = nil) throws -> TrainingSummary {
+        let fm = FileManager.default
+        try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        let store = CheckpointStore(runDirectory: runDirectory)
+        let optimizer = Adam(parameters: objective.trainableParameters, lr: options.learningRate, weightDecay: options.weightDecay)
+        let schedule = CosineAnnealingLR(baseLR: options.learningRate, tMax: options.iterations, etaMin: options.minLearningRate)
+        var start = 0
+        var samplerState: TrainingSampler.State? = nil
+        var best: (psnr: Double, iteration: Int)? = nil
+        if let resume {
+            let state = try CheckpointStore.load(resume, student: objective.student, projectors: objective.projectors, optimizer: optimizer)
+            start = state.iteration
+            samplerState = state.sampler
+            if let p = state.bestPSNR, let i = state.bestIteration { best = (p, i) }
+            report("resumed from \(resume.path) at iteration \(start)")
+        }
+        let sampler = TrainingSampler(source: training, batchSize: options.batchSize, patchSize: options.patchSize, seed: options.seed,
+                                      range: .minusOneToOne, workers: max(1, options.workers), resume: samplerState)
+        defer { sampler.stop() }
+        let log = try JSONLWriter(runDirectory.appendingPathComponent("log.jsonl"), append: resume != nil)
+        let stop = StopSignal()
+        defer { stop.uninstall() }
+        let progress = ProgressLine(total: options.iterations, report: report)
+
+        var lastCheckpoint = resume
+        func checkpoint(_ iteration: Int) throws -> URL {
+            let state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
+            let url = try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state)
+            lastCheckpoint = url
+            return url
+        }
+
+        objective.student.train()
+        var lastTerms: [String: Float] = [:]
+        var trainSeconds = 0.0, trainedImages = 0
+        for iteration in start..<options.iterations {
+            if stop.requested || stopAfter.map({ iteration >= $0 }) == true {
+                throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration))
+            }
+            let began = DispatchTime.now()
+            optimizer.lr = schedule.lr(at: iteration)
+            let batch = try sampler.next()
+            optimizer.zeroGrad()
+            let loss = objective(input: batch.input, target: batch.target)
+            if let bad = loss.terms.first(where: { !$0.value.isFinite }) {
+                throw TrainingError.nonFinite(term: bad.name, iteration: iteration, lastCheckpoint: lastCheckpoint)
+            }
+            loss.total.backward()
+            optimizer.step()
+            trainSeconds += Double(DispatchTime.now().uptimeNanoseconds - began.uptimeNanoseconds) / 1e9
+            trainedImages += batch.input.shape[0]
+            lastTerms = Dictionary(loss.terms.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+
+            let done = iteration + 1
+            if done == 1 || done % max(1, options.logEvery) == 0 || done == options.iterations {
+                var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": trainSeconds]
+                for (name, value) in loss.terms { entry[name] = Double(value) }
+                try log.write(entry)
+            }
+            progress.update(done, terms: loss.terms, secondsPerIteration: trainSeconds / Double(done - start))
+
+            let validate = validation != nil && options.validateEvery > 0 && (done % options.validateEvery == 0 || done == options.iterations)
+            if validate, let validation {
+                let (psnr, ssim) = try evaluate(validation, iteration: done)
+                try log.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
+                progress.finishLine()
+                report(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
+                if best == nil || psnr > best!.psnr {
+                    best = (psnr, done)
+                    try saveBest()
+                }
+                objective.student.train()
+            }
+            if options.checkpointEvery > 0 && done % options.checkpointEvery == 0 && done < options.iterations {
+                _ = try checkpoint(done)
+            }
+        }
+        progress.finishLine()
+        let final = try checkpoint(options.iterations)
+        return TrainingSummary(iterations: options.iterations, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
+                               imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
+    }
+
+    /// Mean PSNR/SSIM (RGB) of the student over the validation set; writes sample restorations.
+    func evaluate(_ source: any PairedImageSource, iteration: Int) throws -> (Double, Double) {
+        objective.student.eval()
+        let iterator = ValidationIterator(source: source, range: .minusOneToOne, seed: options.seed)
+        let count = options.validationImages > 0 ? min(options.validationImages, source.count) : source.count
+        let samples = runDirectory.appendingPathComponent("samples")
+        var psnr = 0.0, ssim = 0.0
+        for index in 0..<count {
+            let sample = try iterator.sample(at: index)
+            let restored = Inference.restore(objective.student, sample.input)
+            let image = Image(tensor: restored, range: .minusOneToOne)
+            psnr += Metrics.psnr(image, sample.targetImage)
+            ssim += Metrics.ssim(image, sample.targetImage)
+            if index < options.samples {
+                try FileManager.default.createDirectory(at: samples, withIntermediateDirectories: true)
+                let stem = (sample.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
+                try image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem)))
+            }
+        }
+        return (psnr / Double(count), ssim / Double(count))
+    }
+
+    /// The student's weights at the best validation PSNR, as `<run>/best.safetensors`.
+    func saveBest() throws {
+        try SafeTensors.write(objective.student.stateDict(), metadata: ["format": "swiftskd-weights", "config": configJSON],
+                              to: runDirectory.appendingPathComponent("best.safetensors"))
+    }
+}
+
+/// Appends JSON objects, one per line, flushing each.
+final class JSONLWriter {
+    let handle: FileHandle
+    init(_ url: URL, append: Bool) throws {
+        if !append || !FileManager.default.fileExists(atPath: url.path) {
+            try Data().write(to: url)
+        }
+        handle = try FileHandle(forWritingTo: url)
+        handle.seekToEndOfFile()
+    }
+    deinit { try? handle.close() }
+    func write(_ object: [String: Any]) throws {
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        data.append(0x0A)
+        handle.write(data)
+    }
+}
+
+/// SIGINT/SIGTERM turn into a flag the loop polls, so a signal ends the run with a checkpoint, not mid-write.
+final class StopSignal {
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in self?.set() }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    private func set() { lock.lock(); flag = true; lock.unlock() }
+    var requested: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+
+    func uninstall() {
+        for s in sources { s.cancel() }
+        sources.removeAll()
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}
+
+/// A progress bar on a terminal (redrawn in place), plain lines every few seconds otherwise.
+final class ProgressLine {
+    let total: Int
+    let report: (String) -> Void
+    let isTerminal = isatty(fileno(stderr)) != 0
+    var lastPlain = DispatchTime.now()
+    var open = false
+
+    init(total: Int, report: @escaping (String) -> Void) { self.total = total; self.report = report }
+
+    /// - Parameters:
+    ///   - done: completed iterations.
+    ///   - secondsPerIteration: mean training time per iteration in this process.
+    func update(_ done: Int, terms: [(name: String, value: Float)], secondsPerIteration: Double) {
+        let fraction = Double(done) / Double(max(total, 1))
+        let eta = Double(total - done) * secondsPerIteration
+        let etaText = String(format: "%d:%02d:%02d", Int(eta) / 3600, Int(eta) / 60 % 60, Int(eta) % 60)
+        let termText = terms.map { String(format: "%@ %.4g", $0.name, $0.value) }.joined(separator: "  ")
+        let rate = String(format: "%.2f it/s  ETA %@", 1 / max(secondsPerIteration, 1e-9), etaText)
+        if isTerminal {
+            let width = 24, filled = Int(fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            FileHandle.standardError.write(Data("\r\u{1B}[2K\(bar) \(done)/\(total)  \(rate)  \(termText)".utf8))
+            open = true
+        } else {
+            let now = DispatchTime.now()
+            if done == total || Double(now.uptimeNanoseconds - lastPlain.uptimeNanoseconds) > 10e9 || done == 1 {
+                lastPlain = now
+                report("iter \(done)/\(total)  \(rate)  \(termText)")
+            }
+        }
+    }
+
+    func finishLine() {
+        if open { FileHandle.standardError.write(Data("\n".utf8)); open = false }
+    }
+}

@@ -1,0 +1,267 @@
+// Restormer (Zamir et al., CVPR 2022), exactly as swz30/Restormer `basicsr/models/archs/restormer_arch.py`.
+//
+// Property names are the PyTorch attribute names, so `namedParameters()` equals the official `state_dict` keys
+// and released checkpoints load as they are. The blocks live in Restormer+Blocks.swift, the fused attention and
+// gate kernels in Restormer+Kernels.swift.
+
+import Foundation
+import SKDNN
+import SKDTensor
+
+/// Which of the official LayerNorm variants a Restormer uses (`LayerNorm_type`).
+public enum RestormerLayerNormType: String, Codable, Sendable {
+    /// `(x − μ) / √(σ² + 1e-5) · weight + bias` over the channels of each pixel.
+    case withBias = "WithBias"
+    /// `x / √(σ² + 1e-5) · weight` (σ² still about the mean), no bias.
+    case biasFree = "BiasFree"
+}
+
+/// The constructor arguments of the official `Restormer` class, under their official names when coded
+/// (`inp_channels`, `num_blocks`, `LayerNorm_type`, ...). Missing keys take the official defaults; keys the class
+/// does not have (such as `"arch"` in the reference files) are ignored.
+public struct RestormerConfig: Codable, Equatable, Sendable {
+    /// Input image channels (`inp_channels`; 6 for the dual-pixel task).
+    public var inpChannels = 3
+    /// Output image channels (`out_channels`).
+    public var outChannels = 3
+    /// Channels at level 1 (`dim`); level l has `dim·2^(l−1)`.
+    public var dim = 48
+    /// Transformer blocks per level 1–4 (`num_blocks`); the decoder reuses the counts of levels 1–3.
+    public var numBlocks = [4, 6, 6, 8]
+    /// Blocks of the refinement stage (`num_refinement_blocks`).
+    public var numRefinementBlocks = 4
+    /// Attention heads per level 1–4 (`heads`).
+    public var heads = [1, 2, 4, 8]
+    /// GDFN hidden width factor (`ffn_expansion_factor`); hidden = `Int(dim · factor)`, truncated as Python's `int`.
+    public var ffnExpansionFactor = 2.66
+    /// Whether the convolutions inside blocks, `reduce_chan_*` and `output` have a bias (`bias`).
+    public var bias = false
+    /// The LayerNorm variant (`LayerNorm_type`).
+    public var layerNormType = RestormerLayerNormType.withBias
+    /// Adds the `skip_conv` from the patch embedding to the decoder output, and drops the global residual
+    /// (`dual_pixel_task`, used with `inp_channels = 6` for dual-pixel defocus deblurring).
+    public var dualPixelTask = false
+
+    enum CodingKeys: String, CodingKey {
+        case inpChannels = "inp_channels"
+        case outChannels = "out_channels"
+        case dim
+        case numBlocks = "num_blocks"
+        case numRefinementBlocks = "num_refinement_blocks"
+        case heads
+        case ffnExpansionFactor = "ffn_expansion_factor"
+        case bias
+        case layerNormType = "LayerNorm_type"
+        case dualPixelTask = "dual_pixel_task"
+    }
+
+    /// The official defaults (the published Restormer).
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = RestormerConfig()
+        inpChannels = try c.decodeIfPresent(Int.self, forKey: .inpChannels) ?? d.inpChannels
+        outChannels = try c.decodeIfPresent(Int.self, forKey: .outChannels) ?? d.outChannels
+        dim = try c.decodeIfPresent(Int.self, forKey: .dim) ?? d.dim
+        numBlocks = try c.decodeIfPresent([Int].self, forKey: .numBlocks) ?? d.numBlocks
+        numRefinementBlocks = try c.decodeIfPresent(Int.self, forKey: .numRefinementBlocks) ?? d.numRefinementBlocks
+        heads = try c.decodeIfPresent([Int].self, forKey: .heads) ?? d.heads
+        ffnExpansionFactor = try c.decodeIfPresent(Double.self, forKey: .ffnExpansionFactor) ?? d.ffnExpansionFactor
+        bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? d.bias
+        layerNormType = try c.decodeIfPresent(RestormerLayerNormType.self, forKey: .layerNormType) ?? d.layerNormType
+        dualPixelTask = try c.decodeIfPresent(Bool.self, forKey: .dualPixelTask) ?? d.dualPixelTask
+    }
+
+    /// The names `preset(_:)` knows.
+    public static let presetNames = ["restormer", "restormer-s"]
+
+    /// A named configuration: `"restormer"` (the published model: dim 48, blocks [4, 6, 6, 8], 4 refinement
+    /// blocks; 26.13 M parameters) or `"restormer-s"` (the distillation student: dim 32, blocks [1, 2, 2, 4],
+    /// 1 refinement block; 6.07 M parameters). `nil` for other names.
+    public static func preset(_ name: String) -> RestormerConfig? {
+        switch name.lowercased() {
+        case "restormer":
+            return RestormerConfig()
+        case "restormer-s":
+            var config = RestormerConfig()
+            config.dim = 32
+            config.numBlocks = [1, 2, 2, 4]
+            config.numRefinementBlocks = 1
+            return config
+        default:
+            return nil
+        }
+    }
+
+    /// The GDFN hidden width for blocks of `channels` channels: Python's `int(channels * ffn_expansion_factor)`.
+    public func hiddenFeatures(_ channels: Int) -> Int { Int(Double(channels) * ffnExpansionFactor) }
+
+    /// Checks the invariants the architecture needs, naming the offending value.
+    func validate() {
+        precondition(numBlocks.count == 4, "Restormer: num_blocks must list 4 levels, got \(numBlocks)")
+        precondition(heads.count == 4, "Restormer: heads must list 4 levels, got \(heads)")
+        precondition(dim > 0 && dim % 2 == 0, "Restormer: dim must be positive and even (Downsample halves it), got \(dim)")
+        precondition(inpChannels > 0 && outChannels > 0,
+                     "Restormer: channel counts must be positive (inp \(inpChannels), out \(outChannels))")
+        precondition(numBlocks.allSatisfy { $0 >= 0 } && numRefinementBlocks >= 0,
+                     "Restormer: block counts must be ≥ 0 (\(numBlocks), refinement \(numRefinementBlocks))")
+        let widths = [dim, 2 * dim, 4 * dim, 8 * dim]
+        for (level, (w, h)) in zip(widths, heads).enumerated() {
+            precondition(h > 0 && w % h == 0, "Restormer: level \(level + 1) has \(w) channels, not divisible by \(h) heads")
+        }
+        precondition((2 * dim) % heads[0] == 0, "Restormer: decoder level 1 has \(2 * dim) channels, not divisible by \(heads[0]) heads")
+        precondition(ffnExpansionFactor > 0, "Restormer: ffn_expansion_factor must be positive, got \(ffnExpansionFactor)")
+    }
+}
+
+/// Restormer: a 4-level U-shaped encoder–decoder of transformer blocks with transposed (channel) attention
+/// (MDTA) and gated-dconv feed-forward (GDFN), as the official `Restormer` class.
+///
+/// Input `[N, inp_channels, H, W]` with H and W multiples of 8 (three PixelUnshuffle(2) stages); output
+/// `[N, out_channels, H, W]` = `output(refinement(...)) + input` (the global residual; with `dual_pixel_task` the
+/// residual is replaced by the `skip_conv` of the patch embedding and the input must have 6 channels).
+public final class Restormer: Module, TappedModel {
+    /// The constructor arguments.
+    public let config: RestormerConfig
+
+    /// 3×3 convolution from the image to `dim` channels (no bias, as the official code).
+    public var patch_embed: RestormerPatchEmbed
+    /// Level-1 encoder blocks, `dim` channels.
+    public var encoder_level1: [RestormerTransformerBlock]
+    /// Level 1 → 2: `dim` → `2·dim`, half resolution.
+    public var down1_2: RestormerDownsample
+    /// Level-2 encoder blocks, `2·dim` channels.
+    public var encoder_level2: [RestormerTransformerBlock]
+    /// Level 2 → 3.
+    public var down2_3: RestormerDownsample
+    /// Level-3 encoder blocks, `4·dim` channels.
+    public var encoder_level3: [RestormerTransformerBlock]
+    /// Level 3 → 4.
+    public var down3_4: RestormerDownsample
+    /// Level-4 (bottleneck) blocks, `8·dim` channels.
+    public var latent: [RestormerTransformerBlock]
+    /// Level 4 → 3: `8·dim` → `4·dim`, double resolution.
+    public var up4_3: RestormerUpsample
+    /// 1×1 convolution `8·dim` → `4·dim` after concatenating the level-3 skip.
+    public var reduce_chan_level3: Conv2d
+    /// Level-3 decoder blocks.
+    public var decoder_level3: [RestormerTransformerBlock]
+    /// Level 3 → 2.
+    public var up3_2: RestormerUpsample
+    /// 1×1 convolution `4·dim` → `2·dim` after concatenating the level-2 skip.
+    public var reduce_chan_level2: Conv2d
+    /// Level-2 decoder blocks.
+    public var decoder_level2: [RestormerTransformerBlock]
+    /// Level 2 → 1 (`2·dim` → `dim`); the level-1 skip is concatenated without reduction.
+    public var up2_1: RestormerUpsample
+    /// Level-1 decoder blocks at `2·dim` channels.
+    public var decoder_level1: [RestormerTransformerBlock]
+    /// Refinement blocks at `2·dim` channels, full resolution.
+    public var refinement: [RestormerTransformerBlock]
+    /// 1×1 convolution `dim` → `2·dim` from the patch embedding, only with `dual_pixel_task`.
+    public var skip_conv: Conv2d?
+    /// 3×3 convolution `2·dim` → `out_channels`.
+    public var output: Conv2d
+
+    /// The taps `forward(_:taps:)` records, in forward order (the official submodule names).
+    public let tapNames = ["patch_embed", "encoder_level1", "encoder_level2", "encoder_level3", "latent",
+                           "decoder_level3", "decoder_level2", "decoder_level1", "refinement"]
+
+    /// Builds the network with freshly initialised parameters (PyTorch's default initialisation).
+    public init(config: RestormerConfig) {
+        config.validate()
+        self.config = config
+        let dim = config.dim, heads = config.heads, blocks = config.numBlocks
+        func stage(_ count: Int, _ channels: Int, _ heads: Int) -> [RestormerTransformerBlock] {
+            (0..<count).map { _ in
+                RestormerTransformerBlock(
+                    dim: channels, numHeads: heads, hiddenFeatures: config.hiddenFeatures(channels),
+                    bias: config.bias, layerNormType: config.layerNormType)
+            }
+        }
+        patch_embed = RestormerPatchEmbed(inChannels: config.inpChannels, embedDim: dim)
+        encoder_level1 = stage(blocks[0], dim, heads[0])
+        down1_2 = RestormerDownsample(dim)
+        encoder_level2 = stage(blocks[1], dim * 2, heads[1])
+        down2_3 = RestormerDownsample(dim * 2)
+        encoder_level3 = stage(blocks[2], dim * 4, heads[2])
+        down3_4 = RestormerDownsample(dim * 4)
+        latent = stage(blocks[3], dim * 8, heads[3])
+        up4_3 = RestormerUpsample(dim * 8)
+        reduce_chan_level3 = Conv2d(dim * 8, dim * 4, kernelSize: 1, bias: config.bias)
+        decoder_level3 = stage(blocks[2], dim * 4, heads[2])
+        up3_2 = RestormerUpsample(dim * 4)
+        reduce_chan_level2 = Conv2d(dim * 4, dim * 2, kernelSize: 1, bias: config.bias)
+        decoder_level2 = stage(blocks[1], dim * 2, heads[1])
+        up2_1 = RestormerUpsample(dim * 2)
+        decoder_level1 = stage(blocks[0], dim * 2, heads[0])
+        refinement = stage(config.numRefinementBlocks, dim * 2, heads[0])
+        skip_conv = config.dualPixelTask ? Conv2d(dim, dim * 2, kernelSize: 1, bias: config.bias) : nil
+        output = Conv2d(dim * 2, config.outChannels, kernelSize: 3, padding: 1, bias: config.bias)
+        super.init()
+    }
+
+    /// `init(config:)`; the label-free form reads like the other models' constructors.
+    public convenience init(_ config: RestormerConfig) { self.init(config: config) }
+
+    /// Runs the network, recording the outputs of the official submodules into `taps`.
+    ///
+    /// - Parameter x: `[N, inp_channels, H, W]`, H and W multiples of 8.
+    /// - Returns: `[N, out_channels, H, W]`.
+    public func forward(_ x: Tensor, taps: FeatureTaps?) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == config.inpChannels,
+                     "Restormer: input must be [N, \(config.inpChannels), H, W], got \(x.shape)")
+        precondition(x.shape[2] % 8 == 0 && x.shape[3] % 8 == 0,
+                     "Restormer: height and width must be multiples of 8 (three 2× downsamplings), got \(x.shape[2])×\(x.shape[3]); pad the input")
+        func run(_ blocks: [RestormerTransformerBlock], _ x: Tensor) -> Tensor { blocks.reduce(x) { $1($0) } }
+        func tap(_ name: String, _ y: Tensor) -> Tensor { taps?.record(name, y) ?? y }
+
+        let inpEncLevel1 = tap("patch_embed", patch_embed(x))
+        let outEncLevel1 = tap("encoder_level1", run(encoder_level1, inpEncLevel1))
+        let outEncLevel2 = tap("encoder_level2", run(encoder_level2, down1_2(outEncLevel1)))
+        let outEncLevel3 = tap("encoder_level3", run(encoder_level3, down2_3(outEncLevel2)))
+        let latentOut = tap("latent", run(latent, down3_4(outEncLevel3)))
+
+        let inpDecLevel3 = reduce_chan_level3(Tensor.concat([up4_3(latentOut), outEncLevel3], axis: 1))
+        let outDecLevel3 = tap("decoder_level3", run(decoder_level3, inpDecLevel3))
+        let inpDecLevel2 = reduce_chan_level2(Tensor.concat([up3_2(outDecLevel3), outEncLevel2], axis: 1))
+        let outDecLevel2 = tap("decoder_level2", run(decoder_level2, inpDecLevel2))
+        let inpDecLevel1 = Tensor.concat([up2_1(outDecLevel2), outEncLevel1], axis: 1)
+        let outDecLevel1 = tap("decoder_level1", run(decoder_level1, inpDecLevel1))
+        let refined = tap("refinement", run(refinement, outDecLevel1))
+
+        if let skip_conv {
+            return output(refined + skip_conv(inpEncLevel1))
+        }
+        return output(refined) + x
+    }
+
+    /// Multiply–accumulates of one forward pass on a `1 × inp_channels × height × width` input: every
+    /// convolution (depthwise included), and the two attention products q·kᵀ and attn·v of each MDTA block.
+    /// Element-wise work (norms, softmax, GELU, residuals) is not counted, as in the published figures
+    /// (restormer: 619.5 G at 512×512, restormer-s: 99.4 G).
+    ///
+    /// - Parameters:
+    ///   - height: the input height, a multiple of 8.
+    ///   - width: the input width, a multiple of 8.
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
+        precondition(height % 8 == 0 && width % 8 == 0, "Restormer.multiplyAccumulates: \(height)×\(width) is not a multiple of 8")
+        func conv(_ c: Conv2d, _ pixels: Int) -> Int { c.weight.count * pixels }
+        func blocks(_ list: [RestormerTransformerBlock], _ pixels: Int) -> Int {
+            list.reduce(0) { $0 + $1.multiplyAccumulates(pixels: pixels) }
+        }
+        let p1 = height * width, p2 = p1 / 4, p3 = p1 / 16, p4 = p1 / 64
+        var macs = conv(patch_embed.proj, p1)
+        macs += blocks(encoder_level1, p1) + conv(down1_2.conv, p1)
+        macs += blocks(encoder_level2, p2) + conv(down2_3.conv, p2)
+        macs += blocks(encoder_level3, p3) + conv(down3_4.conv, p3)
+        macs += blocks(latent, p4) + conv(up4_3.conv, p4)
+        macs += conv(reduce_chan_level3, p3) + blocks(decoder_level3, p3) + conv(up3_2.conv, p3)
+        macs += conv(reduce_chan_level2, p2) + blocks(decoder_level2, p2) + conv(up2_1.conv, p2)
+        macs += blocks(decoder_level1, p1) + blocks(refinement, p1)
+        if let skip_conv { macs += conv(skip_conv, p1) }
+        macs += conv(output, p1)
+        return macs
+    }
+}

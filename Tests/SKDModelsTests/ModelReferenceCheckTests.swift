@@ -1,0 +1,36 @@
+import Foundation
+import SKDModels
+import SKDTensor
+import SKDTestSupport
+import XCTest
+
+/// The library-level reference check (what `skd reference-check` runs) accepts every model reference file.
+final class ModelReferenceCheckTests: XCTestCase {
+    private func check(_ name: String) throws {
+        guard let url = try referenceFile("golden/\(name).safetensors") else { return }
+        let file = try SafeTensors.read(url)
+        XCTAssertTrue(ModelReferenceCheck.isModelFile(file))
+        let results = try ModelReferenceCheck.run(file, name: name)
+        let referenceCount = file.tensors.keys.filter { $0 == "output" || $0.hasPrefix("tap.") || $0.hasPrefix("grad.") }.count
+        XCTAssertEqual(results.count, referenceCount, "\(name): every reference tensor is compared")
+        let worst = results.max { $0.relativeError < $1.relativeError }!
+        print(String(format: "%@: %d tensors, worst %@ at %.3e", name, results.count, worst.name, worst.relativeError))
+        for r in results where !r.passed { XCTFail("\(name): \(r.name) relative error \(r.relativeError)") }
+    }
+
+    func testRestormer() throws { try check("restormer_tiny") }
+    func testRestormerBiasFree() throws { try check("restormer_tiny_biasfree") }
+    func testUformer() throws { try check("uformer_tiny") }
+    func testVGG19Features() throws { try check("vgg19_features") }
+
+    /// A perturbed parameter makes the check fail: it cannot pass vacuously.
+    func testDetectsAWrongParameter() throws {
+        guard let url = try referenceFile("golden/restormer_tiny.safetensors") else { return }
+        var file = try SafeTensors.read(url)
+        let weight = file.tensors["output.weight"]!.copy()
+        weight.pointer[0] += 0.5
+        file.tensors["output.weight"] = weight
+        let results = try ModelReferenceCheck.run(file, name: "perturbed")
+        XCTAssertFalse(results.first { $0.name == "output" }!.passed)
+    }
+}
