@@ -119,6 +119,12 @@ public enum ModelReferenceCheck {
             objective = sum
         }
         for tap in tapNames { try compare("tap.\(tap)", taps[tap]) }
+        if file.tensors["probe"] != nil {
+            // The inference path (fused kernels under noGrad) must be the same function.
+            let reference = try tensor("output")
+            let inference = noGrad { model.forward(input.detached(), taps: nil) }
+            results.append(ReferenceComparison(name: "output (no grad)", relativeError: relativeDifference(inference, reference), tolerance: tolerance))
+        }
         objective.backward()
         try compare("grad.input", input.grad)
         for (parameter, value) in model.namedParameters() where file.tensors["grad.\(parameter)"] != nil {
