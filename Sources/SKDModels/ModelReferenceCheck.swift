@@ -37,18 +37,6 @@ public enum ReferenceCheckError: Error, CustomStringConvertible {
     }
 }
 
-/// `‖a − b‖ / ‖b‖` in Double (the absolute norm of the difference when `b` is zero).
-public func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
-    precondition(a.count == b.count, "relativeDifference: \(a.shape) vs \(b.shape)")
-    var num = 0.0, den = 0.0
-    for i in 0..<a.count {
-        let d = Double(a.pointer[i]) - Double(b.pointer[i])
-        num += d * d
-        den += Double(b.pointer[i]) * Double(b.pointer[i])
-    }
-    return den == 0 ? num.squareRoot() : (num / den).squareRoot()
-}
-
 /// Recomputation of the model reference files (`restormer_tiny`, `uformer_tiny`, `drsformer_tiny`, `vgg19_features`, …).
 public enum ModelReferenceCheck {
     /// Whether `name` is a reference tensor rather than a parameter.
@@ -95,7 +83,7 @@ public enum ModelReferenceCheck {
                 results.append(ReferenceComparison(name: key, relativeError: .infinity, tolerance: tolerance))
                 return
             }
-            results.append(ReferenceComparison(name: key, relativeError: relativeDifference(ours, reference), tolerance: tolerance))
+            results.append(ReferenceComparison(name: key, relativeError: ours.relativeError(to: reference), tolerance: tolerance))
         }
 
         let input = try tensor("input").copy()
@@ -123,7 +111,7 @@ public enum ModelReferenceCheck {
             // The inference path (fused kernels under noGrad) must be the same function.
             let reference = try tensor("output")
             let inference = noGrad { model.forward(input.detached(), taps: nil) }
-            results.append(ReferenceComparison(name: "output (no grad)", relativeError: relativeDifference(inference, reference), tolerance: tolerance))
+            results.append(ReferenceComparison(name: "output (no grad)", relativeError: inference.relativeError(to: reference), tolerance: tolerance))
         }
         objective.backward()
         try compare("grad.input", input.grad)
