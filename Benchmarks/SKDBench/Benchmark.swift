@@ -43,6 +43,9 @@ struct RunSettings {
     /// …and more until this much time was spent sampling, up to `maxSamples`.
     var minSeconds = 1.0
     var maxSamples = 50
+    /// Set when the command line gave --samples or --warmup: then they apply to every benchmark, including those
+    /// with settings of their own.
+    var overridesBenchmarks = false
 
     /// A few runs of a workload that takes seconds: one warm-up, three samples.
     static let long = RunSettings(warmup: 1, minSamples: 3, minSeconds: 0, maxSamples: 3)
@@ -93,7 +96,7 @@ func timeOnce(_ body: () -> Void) -> Double {
 
 /// Warms up, then samples `benchmark` per `settings`.
 func run(_ benchmark: Benchmark, _ defaults: RunSettings) -> BenchmarkResult {
-    let settings = benchmark.settings ?? defaults
+    let settings = defaults.overridesBenchmarks ? defaults : benchmark.settings ?? defaults
     ProcessMemory.resetPeak()
     let before = ProcessMemory.resident
     // The inputs live only inside this call, so they are freed before the next benchmark's memory is measured.

@@ -20,8 +20,8 @@ func usage() -> Never {
     usage: skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S] [--column-bytes B] [--threads N] [--cache-mb N] [--list]
       FILTER       run only benchmarks whose name contains one of the filters (case-insensitive)
       --json PATH  where to write the results (default .build/bench-results.json)
-      --samples N  minimum timed runs per benchmark (default 5)
-      --warmup N   untimed runs first (default 2)
+      --samples N  exactly N timed runs for every benchmark (default: at least 5 and 1 s; 3 for end-to-end runs)
+      --warmup N   untimed runs first, for every benchmark (default 2; 1 for end-to-end runs)
       --seconds S  keep sampling until S seconds were timed, up to 50 runs (default 1)
       --column-bytes B  im2col block size of the convolutions (ConvolutionTuning.columnBufferBytes)
       --threads N  OpenBLAS and kernel threads (default: all cores)
@@ -40,8 +40,9 @@ while let arg = arguments.popFirst() {
     func value() -> String { guard let v = arguments.popFirst() else { usage() }; return v }
     switch arg {
     case "--json": jsonPath = value()
-    case "--samples": guard let n = Int(value()), n >= 1 else { usage() }; settings.minSamples = n
-    case "--warmup": guard let n = Int(value()), n >= 0 else { usage() }; settings.warmup = n
+    case "--samples": guard let n = Int(value()), n >= 1 else { usage() }; settings.minSamples = n; settings.maxSamples = n
+        settings.minSeconds = 0; settings.overridesBenchmarks = true
+    case "--warmup": guard let n = Int(value()), n >= 0 else { usage() }; settings.warmup = n; settings.overridesBenchmarks = true
     case "--seconds": guard let s = Double(value()), s >= 0 else { usage() }; settings.minSeconds = s
     case "--column-bytes": guard let n = Int(value()), n >= 1 else { usage() }; ConvolutionTuning.columnBufferBytes = n
     case "--threads":
