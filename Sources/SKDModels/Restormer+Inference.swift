@@ -18,7 +18,7 @@ import SKDTensor
 
 /// The band buffers and the running state of "depthwise 3×3 of a 1×1 convolution of a channel LayerNorm" over one
 /// image, advanced band by band from the top.
-private struct BandedNormPointwiseDepthwise {
+struct BandedNormPointwiseDepthwise {
     let channels: Int, height: Int, width: Int
     /// Output channels of the 1×1 convolution (= channels of the depthwise one).
     let mid: Int
@@ -160,38 +160,12 @@ extension RestormerTransformerBlock {
     /// - Returns: `[N, dim, H, W]`.
     func inferenceForward(_ x: Tensor) -> Tensor {
         let y: Tensor = noGrad {
-            let mixed = attentionInput(x)
+            let mixed = normPointwiseDepthwise(x, norm: (norm1.body.weight, norm1.body.bias), pointwise: attn.qkv,
+                                               depthwise: attn.qkv_dwconv, bandBytes: Self.inferenceBandBytes)
             let attended = Tensor.mdtaAttention(qkv: mixed, temperature: attn.temperature, heads: attn.numHeads)
-            return Self.pointwiseResidual(attended, attn.project_out, adding: x)
+            return pointwiseResidual(attended, attn.project_out, adding: x)
         }
         return noGrad { feedForwardResidual(y) }
-    }
-
-    /// `qkv_dwconv(qkv(norm1(x)))`, `[N, 3·dim, H, W]`, band by band.
-    private func attentionInput(_ x: Tensor) -> Tensor {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let mid = attn.qkv.weight.shape[0]
-        let out = Tensor(uninitialized: [n, mid, h, w])
-        var stage = BandedNormPointwiseDepthwise(
-            channels: c, height: h, width: w, mid: mid, budgetBytes: Self.inferenceBandBytes,
-            norm: (norm1.body.weight, norm1.body.bias), eps: 1e-5, pointwise: attn.qkv, depthwise: attn.qkv_dwconv)
-        defer { stage.deallocate() }
-        let plane = h * w
-        for image in 0..<n {
-            stage.reset()
-            let xi = UnsafePointer(x.pointer + image * c * plane), oi = out.pointer + image * mid * plane
-            for r0 in stride(from: 0, to: h, by: stage.rowsPerBand) {
-                let r1 = Swift.min(h, r0 + stage.rowsPerBand)
-                stage.advance(image: xi, rows: r0, r1)
-                let s = stage
-                Parallel.forEach(mid, cost: (r1 - r0) * w * 12) { channels in
-                    for ch in channels {
-                        for oh in r0..<r1 { s.convolveRow(channel: ch, row: oh, into: oi + ch * plane + oh * w) }
-                    }
-                }
-            }
-        }
-        return out
     }
 
     /// `y + project_out(gelu(x₁)·x₂)` with `x₁, x₂ = dwconv(project_in(norm2(y)))`, band by band.
@@ -242,29 +216,70 @@ extension RestormerTransformerBlock {
         }
         return out
     }
+}
 
-    /// `residual + conv1x1(x)` (weight `[C, Cin, 1, 1]`, optional bias): one GEMM accumulated onto a copy of the
-    /// residual. No gradient.
-    static func pointwiseResidual(_ x: Tensor, _ conv: Conv2d, adding residual: Tensor) -> Tensor {
-        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let cout = conv.weight.shape[0], plane = h * w
-        precondition(residual.shape == [n, cout, h, w], "pointwiseResidual: residual \(residual.shape) for \([n, cout, h, w])")
-        let out = Tensor(uninitialized: residual.shape)
-        let src = residual.pointer, dst = out.pointer
-        if let bias = conv.bias?.pointer {
-            Parallel.forEach(n * cout, cost: plane) { planes in
-                for p in planes {
-                    let b = bias[p % cout], s = src + p * plane, d = dst + p * plane
-                    for i in 0..<plane { d[i] = s[i] + b }
+// MARK: - Shared by the inference paths of Restormer and DRSformer
+
+/// `depthwise(pointwise(LayerNorm(x)))` — a 3×3 depthwise convolution (padding 1) of a 1×1 convolution of the
+/// channel LayerNorm (eps 1e-5; BiasFree when `norm.bias` is nil) — computed band by band without recording.
+///
+/// - Parameters:
+///   - x: `[N, C, H, W]`.
+///   - norm: LayerNorm weight `[C]` and bias `[C]` or nil.
+///   - pointwise: a 1×1 convolution `C → M`.
+///   - depthwise: a 3×3 depthwise convolution over `M` channels, padding 1.
+///   - bandBytes: the 1×1 output one band may hold.
+/// - Returns: `[N, M, H, W]`.
+func normPointwiseDepthwise(_ x: Tensor, norm: (weight: Tensor, bias: Tensor?), pointwise: Conv2d, depthwise: Conv2d,
+                            bandBytes: Int) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let mid = pointwise.weight.shape[0]
+    precondition(pointwise.weight.shape == [mid, c, 1, 1] && depthwise.weight.shape == [mid, 1, 3, 3],
+                 "normPointwiseDepthwise: convolutions \(pointwise.weight.shape), \(depthwise.weight.shape) for input \(x.shape)")
+    let out = Tensor(uninitialized: [n, mid, h, w])
+    var stage = BandedNormPointwiseDepthwise(
+        channels: c, height: h, width: w, mid: mid, budgetBytes: bandBytes,
+        norm: norm, eps: 1e-5, pointwise: pointwise, depthwise: depthwise)
+    defer { stage.deallocate() }
+    let plane = h * w
+    for image in 0..<n {
+        stage.reset()
+        let xi = UnsafePointer(x.pointer + image * c * plane), oi = out.pointer + image * mid * plane
+        for r0 in stride(from: 0, to: h, by: stage.rowsPerBand) {
+            let r1 = Swift.min(h, r0 + stage.rowsPerBand)
+            stage.advance(image: xi, rows: r0, r1)
+            let s = stage
+            Parallel.forEach(mid, cost: (r1 - r0) * w * 12) { channels in
+                for ch in channels {
+                    for oh in r0..<r1 { s.convolveRow(channel: ch, row: oh, into: oi + ch * plane + oh * w) }
                 }
             }
-        } else {
-            dst.update(from: src, count: residual.count)
         }
-        for image in 0..<n {
-            BLAS.sgemm(m: cout, n: plane, k: cin, a: conv.weight.pointer, lda: cin, b: x.pointer + image * cin * plane,
-                       beta: 1, c: dst + image * cout * plane)
-        }
-        return out
     }
+    return out
+}
+
+/// `residual + conv1x1(x)` (weight `[C, Cin, 1, 1]`, optional bias): one GEMM accumulated onto a copy of the
+/// residual. No gradient.
+func pointwiseResidual(_ x: Tensor, _ conv: Conv2d, adding residual: Tensor) -> Tensor {
+    let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let cout = conv.weight.shape[0], plane = h * w
+    precondition(residual.shape == [n, cout, h, w], "pointwiseResidual: residual \(residual.shape) for \([n, cout, h, w])")
+    let out = Tensor(uninitialized: residual.shape)
+    let src = residual.pointer, dst = out.pointer
+    if let bias = conv.bias?.pointer {
+        Parallel.forEach(n * cout, cost: plane) { planes in
+            for p in planes {
+                let b = bias[p % cout], s = src + p * plane, d = dst + p * plane
+                for i in 0..<plane { d[i] = s[i] + b }
+            }
+        }
+    } else {
+        dst.update(from: src, count: residual.count)
+    }
+    for image in 0..<n {
+        BLAS.sgemm(m: cout, n: plane, k: cin, a: conv.weight.pointer, lda: cin, b: x.pointer + image * cin * plane,
+                   beta: 1, c: dst + image * cout * plane)
+    }
+    return out
 }

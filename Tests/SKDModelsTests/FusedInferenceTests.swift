@@ -37,4 +37,30 @@ final class FusedInferenceTests: XCTestCase {
             XCTAssertLessThan(error, 1e-5, "case \(i) \(c): banded inference differs from the composed ops by \(error)")
         }
     }
+
+    func testDRSformerBlockMatchesComposedOps() {
+        let cases: [(dim: Int, heads: Int, bias: Bool, type: String, n: Int, h: Int, w: Int)] = [
+            (12, 2, true, "WithBias", 2, 9, 11),
+            (10, 1, false, "BiasFree", 1, 13, 6),
+            (8, 2, true, "BiasFree", 1, 1, 5),
+        ]
+        let saved = DRSformerTransformerBlock.inferenceBandBytes
+        defer { DRSformerTransformerBlock.inferenceBandBytes = saved }
+        for (i, c) in cases.enumerated() {
+            DRSformerTransformerBlock.inferenceBandBytes = i % 2 == 0 ? 4 << 20 : 3 * c.dim * c.w * 4 * 2
+            let block = DRSformerTransformerBlock(dim: c.dim, num_heads: c.heads, ffn_expansion_factor: 2.66, bias: c.bias,
+                                                  LayerNorm_type: c.type)
+            for (k, p) in block.parameters().enumerated() {
+                p.assign(randomTensor(p.shape, seed: UInt64(300 + 10 * i + k), low: -0.5, high: 0.5) + (p.rank == 1 ? 1 : 0))
+            }
+            let x = randomTensor([c.n, c.dim, c.h, c.w], seed: UInt64(i + 7), low: -2, high: 2)
+            let fused = noGrad { block(x) }
+            let input = x.copy()
+            input.requiresGrad = true
+            let composed = block(input)
+            XCTAssertEqual(fused.shape, composed.shape)
+            let error = fused.relativeError(to: composed.detached())
+            XCTAssertLessThan(error, 1e-5, "case \(i) \(c): fused inference differs from the composed ops by \(error)")
+        }
+    }
 }

@@ -108,7 +108,7 @@ extension Tensor {
     /// `geo` may have a negative padding (the input-gradient convolution of a padded forward does).
     static func depthwiseForward(
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-        _ out: UnsafeMutablePointer<Float>, batch: Int, _ geo: ConvGeometry
+        _ out: UnsafeMutablePointer<Float>, batch: Int, _ geo: ConvGeometry, relu: Bool = false
     ) {
         let c = geo.channels, H = geo.height, W = geo.width, Ho = geo.outH, Wo = geo.outW
         let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation
@@ -128,6 +128,7 @@ extension Tensor {
                             if ih < 0 || ih >= H { continue }
                             accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
                         }
+                        if relu { for ow in 0..<Wo { orow[ow] = Swift.max(orow[ow], 0) } }
                     }
                 }
             }
@@ -141,7 +142,8 @@ extension Tensor {
     /// - x: `[N, Cin, H, W]`; w: `[Cout, Cin/groups, kH, kW]`; bias: `[Cout]` or nil; out: `[N, Cout, Ho, Wo]`.
     static func groupedDirectForward(
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-        _ out: UnsafeMutablePointer<Float>, batch: Int, groups: Int, coutPerGroup: Int, _ geo: ConvGeometry
+        _ out: UnsafeMutablePointer<Float>, batch: Int, groups: Int, coutPerGroup: Int, _ geo: ConvGeometry,
+        relu: Bool = false
     ) {
         let cinG = geo.channels, cin = cinG * groups, cout = coutPerGroup * groups
         let H = geo.height, W = geo.width, Ho = geo.outH, Wo = geo.outW
@@ -165,6 +167,7 @@ extension Tensor {
                                 accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
                             }
                         }
+                        if relu { for ow in 0..<Wo { orow[ow] = Swift.max(orow[ow], 0) } }
                     }
                 }
             }
@@ -271,5 +274,51 @@ extension Tensor {
                 }
             }
         }
+    }
+}
+
+// MARK: - Pointer-level entry points for fused inference paths
+
+/// The direct convolution kernels over raw NCHW buffers, for models' no-grad paths that place inputs and outputs
+/// themselves (e.g. writing two convolutions' outputs into the halves of one buffer instead of concatenating).
+/// Nothing is recorded; stride 1, dilation 1, zero padding `kernel / 2` ("same" size), square odd kernels.
+public enum ConvolutionKernels {
+    /// Depthwise convolution of `channels` planes, optionally followed by ReLU.
+    ///
+    /// - Parameters:
+    ///   - input: `[channels, height, width]`, contiguous.
+    ///   - weight: `[channels, 1, kernel, kernel]`.
+    ///   - bias: `[channels]` or nil.
+    ///   - output: `[channels, height, width]`, contiguous; must not overlap `input`.
+    public static func depthwise(
+        input: UnsafePointer<Float>, channels: Int, height: Int, width: Int, weight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, kernel: Int, relu: Bool, output: UnsafeMutablePointer<Float>
+    ) {
+        precondition(kernel % 2 == 1 && channels > 0 && height > 0 && width > 0,
+                     "ConvolutionKernels.depthwise: odd kernel and positive sizes required (kernel \(kernel), \(channels)×\(height)×\(width))")
+        let geo = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernel, kernelW: kernel,
+                               stride: 1, padding: kernel / 2, dilation: 1)
+        Tensor.depthwiseForward(input, weight, bias, output, batch: 1, geo, relu: relu)
+    }
+
+    /// Grouped convolution with `inPerGroup` input and `outPerGroup` output channels per group (computed directly;
+    /// meant for a few channels per group), optionally followed by ReLU.
+    ///
+    /// - Parameters:
+    ///   - input: `[groups·inPerGroup, height, width]`, contiguous.
+    ///   - weight: `[groups·outPerGroup, inPerGroup, kernel, kernel]`.
+    ///   - bias: `[groups·outPerGroup]` or nil.
+    ///   - output: `[groups·outPerGroup, height, width]`, contiguous; must not overlap `input`.
+    public static func grouped(
+        input: UnsafePointer<Float>, groups: Int, inPerGroup: Int, outPerGroup: Int, height: Int, width: Int,
+        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, kernel: Int, relu: Bool,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        precondition(kernel % 2 == 1 && groups > 0 && inPerGroup > 0 && outPerGroup > 0 && height > 0 && width > 0,
+                     "ConvolutionKernels.grouped: odd kernel and positive sizes required")
+        let geo = ConvGeometry(channels: inPerGroup, height: height, width: width, kernelH: kernel, kernelW: kernel,
+                               stride: 1, padding: kernel / 2, dilation: 1)
+        Tensor.groupedDirectForward(input, weight, bias, output, batch: 1, groups: groups, coutPerGroup: outPerGroup,
+                                    geo, relu: relu)
     }
 }

@@ -1,0 +1,140 @@
+// The inference path of DRSformer's sparse transformer block, without recording and without the copies of the
+// composed ops.
+//
+// Attention half: LayerNorm, the 1×1 qkv convolution and its depthwise 3×3 run band by band (as in Restormer's
+// path); the top-k attention reads q, k and v where the depthwise convolution wrote them — no `chunk` copies, no
+// L2-normalised q and k (q̂ᵢ·k̂ⱼ = (qᵢ·kⱼ)·rqᵢ·rkⱼ with the inverse norms, as in `mdtaAttention`) — and the
+// four masked softmaxes, mixed, multiply v in one GEMM per head; `project_out` and the residual add are one GEMM.
+// Feed-forward half (MSFN): the depthwise 3×3 and 5×5 convolutions write, with their ReLU applied in the kernel,
+// straight into the two buffers that the grouped convolutions read (the official `chunk` + `cat` order), and the
+// grouped convolutions write the two halves of `project_out`'s input. At 512×512 this removes ten or so
+// full-size copies per block.
+
+import Foundation
+import SKDNN
+import SKDTensor
+
+extension DRSformerTransformerBlock {
+    /// The bytes of 1×1-convolution output one row band of the attention input may hold (a tuning knob).
+    public static var inferenceBandBytes = 4 << 20
+
+    /// Whether this call may take the fused inference path: nothing needs a gradient.
+    func runsInference(_ x: Tensor) -> Bool {
+        if !GradMode.isEnabled { return true }
+        if x.requiresGrad { return false }
+        return !parameters().contains { $0.requiresGrad }
+    }
+
+    /// `y = x + attn(norm1(x))`, then `y + ffn(norm2(y))`, without recording.
+    ///
+    /// - Parameter x: `[N, dim, H, W]`.
+    /// - Returns: `[N, dim, H, W]`.
+    func inferenceForward(_ x: Tensor) -> Tensor {
+        noGrad {
+            let y: Tensor = {
+                let qkv = normPointwiseDepthwise(x, norm: (norm1.body.weight, norm1.body.bias), pointwise: attn.qkv,
+                                                 depthwise: attn.qkv_dwconv, bandBytes: Self.inferenceBandBytes)
+                return pointwiseResidual(attn.sparseAttention(qkv: qkv), attn.project_out, adding: x)
+            }()
+            let mixed = ffn.inferenceHidden(y.layerNormChannels(weight: norm2.body.weight, bias: norm2.body.bias, eps: 1e-5))
+            return pointwiseResidual(mixed, ffn.project_out, adding: y)
+        }
+    }
+}
+
+extension DRSformerAttention {
+    /// The top-k attention core on the qkv convolutions' output, without recording.
+    ///
+    /// - Parameter qkv: `[N, 3·dim, H, W]`, channels `[q | k | v]`.
+    /// - Returns: `[N, dim, H, W]`, before `project_out`.
+    func sparseAttention(qkv: Tensor) -> Tensor {
+        let (b, c3, h, w) = (qkv.shape[0], qkv.shape[1], qkv.shape[2], qkv.shape[3])
+        let dim = c3 / 3, ch = dim / num_heads, n = h * w, groups = b * num_heads
+        let src = qkv.pointer
+        // Inverse norms of the q and k rows ([B, 2·dim]), F.normalize's ε = 1e-12 as a floor on the norm.
+        let inverse = Tensor(uninitialized: [b, 2 * dim])
+        let inv = inverse.pointer
+        Parallel.forEach(b * 2 * dim, cost: n) { rows in
+            for r in rows {
+                let row = src + ((r / (2 * dim)) * 3 * dim + r % (2 * dim)) * n
+                var total: Double = 0, start = 0
+                while start < n {
+                    let end = Swift.min(start + 4096, n)
+                    var block: Float = 0
+                    for p in start..<end { block += row[p] * row[p] }
+                    total += Double(block)
+                    start = end
+                }
+                inv[r] = Float(1 / Swift.max(total.squareRoot(), 1e-12))
+            }
+        }
+        // scores = (q̂·k̂ᵀ)·temperature, [B, heads, ch, ch].
+        let scores = Tensor(uninitialized: [b, num_heads, ch, ch])
+        let sp = scores.pointer, temp = temperature.pointer
+        for g in 0..<groups {
+            let bi = g / num_heads, hd = g % num_heads
+            let q = src + (bi * 3 * dim + hd * ch) * n, k = q + dim * n
+            let s = sp + g * ch * ch
+            BLAS.sgemm(transB: true, m: ch, n: ch, k: n, a: q, b: k, c: s)
+            let rq = inv + bi * 2 * dim + hd * ch, rk = rq + dim, t = temp[hd]
+            for i in 0..<ch { for j in 0..<ch { s[i * ch + j] *= rq[i] * rk[j] * t } }
+        }
+        // The four masked softmaxes, mixed: the same small-tensor ops as the composed path.
+        let negativeInfinity = Tensor(-Float.infinity)
+        var mixed: Tensor? = nil
+        for (kk, weight) in zip(Self.topKSizes(channelsPerHead: ch), [attn1, attn2, attn3, attn4]) {
+            let sparse = Tensor.select(scores.topKMask(kk), scores, negativeInfinity).softmax() * weight
+            mixed = mixed.map { $0 + sparse } ?? sparse
+        }
+        let out = Tensor(uninitialized: [b, dim, h, w])
+        let mp = mixed!.pointer
+        for g in 0..<groups {
+            let bi = g / num_heads, hd = g % num_heads
+            let v = src + (bi * 3 * dim + 2 * dim + hd * ch) * n
+            BLAS.sgemm(m: ch, n: n, k: ch, a: mp + g * ch * ch, b: v, c: out.pointer + (bi * dim + hd * ch) * n)
+        }
+        return out
+    }
+}
+
+extension DRSformerFeedForward {
+    /// MSFN up to (not including) `project_out`, without recording: `cat(relu(g3(cat(b3₁, b5₁))), relu(g5(cat(b3₂, b5₂))))`
+    /// with `b3 = relu(dw3(project_in(x)))`, `b5 = relu(dw5(project_in(x)))` split into halves ₁, ₂.
+    ///
+    /// - Parameter x: `[N, dim, H, W]` (already normalised).
+    /// - Returns: `[N, 2·hidden, H, W]`, the input of `project_out`.
+    func inferenceHidden(_ x: Tensor) -> Tensor {
+        let projected = project_in(x)
+        let (b, c2, h, w) = (projected.shape[0], projected.shape[1], projected.shape[2], projected.shape[3])
+        let hidden = c2 / 2, plane = h * w
+        precondition(dwconv3x3_1.weight.shape == [hidden, 2, 3, 3] && dwconv5x5_1.weight.shape == [hidden, 2, 5, 5],
+                     "DRSformerFeedForward: grouped convolutions \(dwconv3x3_1.weight.shape), \(dwconv5x5_1.weight.shape) for hidden \(hidden)")
+        let out = Tensor(uninitialized: [b, c2, h, w])
+        // first = cat(b3[:hidden], b5[:hidden]), second = cat(b3[hidden:], b5[hidden:]) for one image.
+        let first = Tensor(uninitialized: [c2, h, w]), second = Tensor(uninitialized: [c2, h, w])
+        let w3 = dwconv3x3.weight.pointer, w5 = dwconv5x5.weight.pointer
+        let b3 = dwconv3x3.bias?.pointer, b5 = dwconv5x5.bias?.pointer
+        for image in 0..<b {
+            let input = UnsafePointer(projected.pointer + image * c2 * plane)
+            for (half, buffer) in [(0, first), (1, second)] {
+                let offset = half * hidden
+                ConvolutionKernels.depthwise(
+                    input: input + offset * plane, channels: hidden, height: h, width: w, weight: w3 + offset * 9,
+                    bias: b3.map { UnsafePointer($0 + offset) }, kernel: 3, relu: true, output: buffer.pointer)
+                ConvolutionKernels.depthwise(
+                    input: input + offset * plane, channels: hidden, height: h, width: w, weight: w5 + offset * 25,
+                    bias: b5.map { UnsafePointer($0 + offset) }, kernel: 5, relu: true,
+                    output: buffer.pointer + hidden * plane)
+            }
+            let o = out.pointer + image * c2 * plane
+            ConvolutionKernels.grouped(
+                input: first.pointer, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: h, width: w,
+                weight: dwconv3x3_1.weight.pointer, bias: dwconv3x3_1.bias?.pointer, kernel: 3, relu: true, output: o)
+            ConvolutionKernels.grouped(
+                input: second.pointer, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: h, width: w,
+                weight: dwconv5x5_1.weight.pointer, bias: dwconv5x5_1.bias?.pointer, kernel: 5, relu: true,
+                output: o + hidden * plane)
+        }
+        return out
+    }
+}
