@@ -1,10 +1,9 @@
 // The inference path of DRSformer's sparse transformer block, without recording and without the copies of the
 // composed ops.
 //
-// Attention half: LayerNorm, the 1×1 qkv convolution and its depthwise 3×3 run band by band (as in Restormer's
-// path); the top-k attention reads q, k and v where the depthwise convolution wrote them — no `chunk` copies, no
-// L2-normalised q and k (q̂ᵢ·k̂ⱼ = (qᵢ·kⱼ)·rqᵢ·rkⱼ with the inverse norms, as in `mdtaAttention`) — and the
-// four masked softmaxes, mixed, multiply v in one GEMM per head; `project_out` and the residual add are one GEMM.
+// Attention half: `channelAttentionResidual` (Restormer+Inference.swift) — q, k and v are never stored whole:
+// the Gram matrices and norms are accumulated band by band, then v is recomputed band by band and multiplied by
+// `W_out·blockdiag(A)`; only the top-k mixing of the small score matrices is DRSformer's own.
 // Feed-forward half (MSFN): the depthwise 3×3 and 5×5 convolutions write, with their ReLU applied in the kernel,
 // straight into the two buffers that the grouped convolutions read (the official `chunk` + `cat` order), and the
 // grouped convolutions write the two halves of `project_out`'s input. At 512×512 this removes ten or so
@@ -31,11 +30,10 @@ extension DRSformerTransformerBlock {
     /// - Returns: `[N, dim, H, W]`.
     func inferenceForward(_ x: Tensor) -> Tensor {
         noGrad {
-            let y: Tensor = {
-                let qkv = normPointwiseDepthwise(x, norm: (norm1.body.weight, norm1.body.bias), pointwise: attn.qkv,
-                                                 depthwise: attn.qkv_dwconv, bandBytes: Self.inferenceBandBytes)
-                return pointwiseResidual(attn.sparseAttention(qkv: qkv), attn.project_out, adding: x)
-            }()
+            let y = channelAttentionResidual(
+                x, norm: (norm1.body.weight, norm1.body.bias), qkv: attn.qkv, dwconv: attn.qkv_dwconv,
+                projectOut: attn.project_out, heads: attn.num_heads, bandBytes: Self.inferenceBandBytes
+            ) { attn.sparseMixing(scores: $0 * attn.temperature) }
             let mixed = ffn.inferenceHidden(y.layerNormChannels(weight: norm2.body.weight, bias: norm2.body.bias, eps: 1e-5))
             return pointwiseResidual(mixed, ffn.project_out, adding: y)
         }
@@ -43,57 +41,19 @@ extension DRSformerTransformerBlock {
 }
 
 extension DRSformerAttention {
-    /// The top-k attention core on the qkv convolutions' output, without recording.
+    /// The four masked softmaxes of the scores, mixed with the learned weights (the composed path's ops).
     ///
-    /// - Parameter qkv: `[N, 3·dim, H, W]`, channels `[q | k | v]`.
-    /// - Returns: `[N, dim, H, W]`, before `project_out`.
-    func sparseAttention(qkv: Tensor) -> Tensor {
-        let (b, c3, h, w) = (qkv.shape[0], qkv.shape[1], qkv.shape[2], qkv.shape[3])
-        let dim = c3 / 3, ch = dim / num_heads, n = h * w, groups = b * num_heads
-        let src = qkv.pointer
-        // Inverse norms of the q and k rows ([B, 2·dim]), F.normalize's ε = 1e-12 as a floor on the norm.
-        let inverse = Tensor(uninitialized: [b, 2 * dim])
-        let inv = inverse.pointer
-        Parallel.forEach(b * 2 * dim, cost: n) { rows in
-            for r in rows {
-                let row = src + ((r / (2 * dim)) * 3 * dim + r % (2 * dim)) * n
-                var total: Double = 0, start = 0
-                while start < n {
-                    let end = Swift.min(start + 4096, n)
-                    var block: Float = 0
-                    for p in start..<end { block += row[p] * row[p] }
-                    total += Double(block)
-                    start = end
-                }
-                inv[r] = Float(1 / Swift.max(total.squareRoot(), 1e-12))
-            }
-        }
-        // scores = (q̂·k̂ᵀ)·temperature, [B, heads, ch, ch].
-        let scores = Tensor(uninitialized: [b, num_heads, ch, ch])
-        let sp = scores.pointer, temp = temperature.pointer
-        for g in 0..<groups {
-            let bi = g / num_heads, hd = g % num_heads
-            let q = src + (bi * 3 * dim + hd * ch) * n, k = q + dim * n
-            let s = sp + g * ch * ch
-            BLAS.sgemm(transB: true, m: ch, n: ch, k: n, a: q, b: k, c: s)
-            let rq = inv + bi * 2 * dim + hd * ch, rk = rq + dim, t = temp[hd]
-            for i in 0..<ch { for j in 0..<ch { s[i * ch + j] *= rq[i] * rk[j] * t } }
-        }
-        // The four masked softmaxes, mixed: the same small-tensor ops as the composed path.
+    /// - Parameter scores: `[N, heads, C, C]`, the cosines times the temperature.
+    /// - Returns: `[N, heads, C, C]`, the matrix that multiplies v.
+    func sparseMixing(scores: Tensor) -> Tensor {
+        let ch = scores.shape[3]
         let negativeInfinity = Tensor(-Float.infinity)
         var mixed: Tensor? = nil
         for (kk, weight) in zip(Self.topKSizes(channelsPerHead: ch), [attn1, attn2, attn3, attn4]) {
             let sparse = Tensor.select(scores.topKMask(kk), scores, negativeInfinity).softmax() * weight
             mixed = mixed.map { $0 + sparse } ?? sparse
         }
-        let out = Tensor(uninitialized: [b, dim, h, w])
-        let mp = mixed!.pointer
-        for g in 0..<groups {
-            let bi = g / num_heads, hd = g % num_heads
-            let v = src + (bi * 3 * dim + 2 * dim + hd * ch) * n
-            BLAS.sgemm(m: ch, n: n, k: ch, a: mp + g * ch * ch, b: v, c: out.pointer + (bi * dim + hd * ch) * n)
-        }
-        return out
+        return mixed!
     }
 }
 

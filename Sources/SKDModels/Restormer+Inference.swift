@@ -35,16 +35,21 @@ struct BandedNormPointwiseDepthwise {
     private(set) var base = 0
     private var computedEnd = 0
 
-    init(channels: Int, height: Int, width: Int, mid: Int, budgetBytes: Int,
-         norm: (weight: Tensor, bias: Tensor?), eps: Float, pointwise: Conv2d, depthwise: Conv2d) {
+    /// - Parameter outputChannels: the channels of the 1×1 (and depthwise) convolution to compute; all by default.
+    ///   A sub-range computes only those output channels (e.g. the q and k thirds of a qkv convolution).
+    init(channels: Int, height: Int, width: Int, budgetBytes: Int,
+         norm: (weight: Tensor, bias: Tensor?), eps: Float, pointwise: Conv2d, depthwise: Conv2d,
+         outputChannels: Range<Int>? = nil) {
+        let range = outputChannels ?? 0..<pointwise.weight.shape[0]
+        let lo = range.lowerBound, mid = range.count
         self.channels = channels; self.height = height; self.width = width; self.mid = mid
         rowsPerBand = Swift.max(1, Swift.min(height, budgetBytes / Swift.max(1, mid * width * 4)))
         normWeight = UnsafePointer(norm.weight.pointer); normBias = norm.bias.map { UnsafePointer($0.pointer) }
         self.eps = eps
-        self.pointwise = UnsafePointer(pointwise.weight.pointer)
-        pointwiseBias = pointwise.bias.map { UnsafePointer($0.pointer) }
-        self.depthwise = UnsafePointer(depthwise.weight.pointer)
-        depthwiseBias = depthwise.bias.map { UnsafePointer($0.pointer) }
+        self.pointwise = UnsafePointer(pointwise.weight.pointer + lo * channels)
+        pointwiseBias = pointwise.bias.map { UnsafePointer($0.pointer + lo) }
+        self.depthwise = UnsafePointer(depthwise.weight.pointer + lo * 9)
+        depthwiseBias = depthwise.bias.map { UnsafePointer($0.pointer + lo) }
         band = .allocate(capacity: mid * (rowsPerBand + 2) * width)
         normed = .allocate(capacity: channels * (rowsPerBand + 2) * width)
     }
@@ -159,11 +164,12 @@ extension RestormerTransformerBlock {
     /// - Parameter x: `[N, dim, H, W]`.
     /// - Returns: `[N, dim, H, W]`.
     func inferenceForward(_ x: Tensor) -> Tensor {
-        let y: Tensor = noGrad {
-            let mixed = normPointwiseDepthwise(x, norm: (norm1.body.weight, norm1.body.bias), pointwise: attn.qkv,
-                                               depthwise: attn.qkv_dwconv, bandBytes: Self.inferenceBandBytes)
-            let attended = Tensor.mdtaAttention(qkv: mixed, temperature: attn.temperature, heads: attn.numHeads)
-            return pointwiseResidual(attended, attn.project_out, adding: x)
+        let temperature = attn.temperature
+        let y = noGrad {
+            channelAttentionResidual(x, norm: (norm1.body.weight, norm1.body.bias), qkv: attn.qkv, dwconv: attn.qkv_dwconv,
+                                     projectOut: attn.project_out, heads: attn.numHeads, bandBytes: Self.inferenceBandBytes) {
+                ($0 * temperature).softmax()
+            }
         }
         return noGrad { feedForwardResidual(y) }
     }
@@ -174,7 +180,7 @@ extension RestormerTransformerBlock {
         let mid = ffn.project_in.weight.shape[0], hidden = mid / 2
         let out = Tensor(uninitialized: y.shape)
         var stage = BandedNormPointwiseDepthwise(
-            channels: c, height: h, width: w, mid: mid, budgetBytes: Self.inferenceBandBytes,
+            channels: c, height: h, width: w, budgetBytes: Self.inferenceBandBytes,
             norm: (norm2.body.weight, norm2.body.bias), eps: 1e-5, pointwise: ffn.project_in, depthwise: ffn.dwconv)
         let gate = UnsafeMutablePointer<Float>.allocate(capacity: hidden * stage.rowsPerBand * w)
         defer { stage.deallocate(); gate.deallocate() }
@@ -238,7 +244,7 @@ func normPointwiseDepthwise(_ x: Tensor, norm: (weight: Tensor, bias: Tensor?), 
                  "normPointwiseDepthwise: convolutions \(pointwise.weight.shape), \(depthwise.weight.shape) for input \(x.shape)")
     let out = Tensor(uninitialized: [n, mid, h, w])
     var stage = BandedNormPointwiseDepthwise(
-        channels: c, height: h, width: w, mid: mid, budgetBytes: bandBytes,
+        channels: c, height: h, width: w, budgetBytes: bandBytes,
         norm: norm, eps: 1e-5, pointwise: pointwise, depthwise: depthwise)
     defer { stage.deallocate() }
     let plane = h * w
@@ -280,6 +286,132 @@ func pointwiseResidual(_ x: Tensor, _ conv: Conv2d, adding residual: Tensor) -> 
     for image in 0..<n {
         BLAS.sgemm(m: cout, n: plane, k: cin, a: conv.weight.pointer, lda: cin, b: x.pointer + image * cin * plane,
                    beta: 1, c: dst + image * cout * plane)
+    }
+    return out
+}
+
+/// `x + project_out(blockdiag(A)·v)`: the attention half of a Restormer/DRSformer block, where
+/// `q, k, v = dw3×3(W_qkv · LN(x))` and `A = attention(q̂·k̂ᵀ)` per head (q̂, k̂ the rows of q, k L2-normalised over
+/// the pixels, ε = 1e-12), in two banded passes and without any full-size intermediate:
+///   1. q and k band by band: the Gram matrices q·kᵀ and the row norms are sums over pixels, accumulated per band;
+///   2. v band by band, multiplied by `W_out·blockdiag(A)` (one C×C matrix per image) and added onto x's rows.
+/// LayerNorm is computed in both passes; everything else once.
+///
+/// - Parameters:
+///   - x: `[N, C, H, W]`.
+///   - norm: LayerNorm weight `[C]` and bias `[C]` or nil (BiasFree).
+///   - qkv: 1×1 `C → 3C`; `dwconv`: 3×3 depthwise over 3C; `projectOut`: 1×1 `C → C`.
+///   - heads: attention heads; must divide C.
+///   - attention: maps the cosines `[N, heads, C/heads, C/heads]` to the attention matrices of the same shape.
+/// - Returns: `[N, C, H, W]`.
+func channelAttentionResidual(_ x: Tensor, norm: (weight: Tensor, bias: Tensor?), qkv: Conv2d, dwconv: Conv2d,
+                              projectOut: Conv2d, heads: Int, bandBytes: Int,
+                              attention: (Tensor) -> Tensor) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    precondition(qkv.weight.shape == [3 * c, c, 1, 1] && dwconv.weight.shape == [3 * c, 1, 3, 3]
+                 && projectOut.weight.shape == [c, c, 1, 1] && c % heads == 0,
+                 "channelAttentionResidual: convolutions \(qkv.weight.shape), \(dwconv.weight.shape), \(projectOut.weight.shape) and \(heads) heads for input \(x.shape)")
+    let ch = c / heads, plane = h * w
+    // Pass 1: Gram matrices [N, heads, ch, ch] and squared norms of the 2C q/k rows.
+    let gram = Tensor(zeros: [n, heads, ch, ch])
+    var squares = [Double](repeating: 0, count: n * 2 * c)
+    do {
+        var stage = BandedNormPointwiseDepthwise(
+            channels: c, height: h, width: w, budgetBytes: bandBytes, norm: norm, eps: 1e-5,
+            pointwise: qkv, depthwise: dwconv, outputChannels: 0..<(2 * c))
+        let qk = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c * stage.rowsPerBand * w)
+        defer { stage.deallocate(); qk.deallocate() }
+        squares.withUnsafeMutableBufferPointer { sq in
+            let squares = sq.baseAddress!
+            for image in 0..<n {
+                stage.reset()
+                let xi = UnsafePointer(x.pointer + image * c * plane)
+                for r0 in stride(from: 0, to: h, by: stage.rowsPerBand) {
+                    let r1 = Swift.min(h, r0 + stage.rowsPerBand), pixels = (r1 - r0) * w
+                    stage.advance(image: xi, rows: r0, r1)
+                    let s = stage
+                    Parallel.forEach(2 * c, cost: pixels * 14) { channels in
+                        for row in channels {
+                            let dst = qk + row * pixels
+                            var total: Float = 0
+                            for oh in r0..<r1 {
+                                let line = dst + (oh - r0) * w
+                                s.convolveRow(channel: row, row: oh, into: line)
+                                var acc = SIMD8<Float>()
+                                var j = 0
+                                while j + 8 <= w { let v = UnsafeRawPointer(line + j).loadUnaligned(as: SIMD8<Float>.self); acc += v * v; j += 8 }
+                                var part = acc.sum()
+                                while j < w { part += line[j] * line[j]; j += 1 }
+                                total += part
+                            }
+                            squares[image * 2 * c + row] += Double(total)
+                        }
+                    }
+                    for head in 0..<heads {
+                        let q = qk + head * ch * pixels, k = qk + (c + head * ch) * pixels
+                        BLAS.sgemm(transB: true, m: ch, n: ch, k: pixels, a: q, lda: pixels, b: k, ldb: pixels,
+                                   beta: 1, c: gram.pointer + (image * heads + head) * ch * ch)
+                    }
+                }
+            }
+        }
+    }
+    // Cosines, then the attention matrices (small: ops are fine here).
+    let gp = gram.pointer
+    for image in 0..<n {
+        for head in 0..<heads {
+            let g = gp + (image * heads + head) * ch * ch
+            for i in 0..<ch {
+                let nq = squares[image * 2 * c + head * ch + i].squareRoot()
+                let rq = Float(nq > 1e-12 ? 1 / nq : 1e12)
+                for j in 0..<ch {
+                    let nk = squares[image * 2 * c + c + head * ch + j].squareRoot()
+                    g[i * ch + j] *= rq * Float(nk > 1e-12 ? 1 / nk : 1e12)
+                }
+            }
+        }
+    }
+    let attended = noGrad { attention(gram) }
+    precondition(attended.shape == gram.shape, "channelAttentionResidual: attention returned \(attended.shape), expected \(gram.shape)")
+    // M = W_out · blockdiag(A) per image, [N, C, C].
+    let mixing = Tensor(uninitialized: [n, c, c])
+    for image in 0..<n {
+        for head in 0..<heads {
+            BLAS.sgemm(m: c, n: ch, k: ch, a: projectOut.weight.pointer + head * ch, lda: c,
+                       b: attended.pointer + (image * heads + head) * ch * ch, ldb: ch,
+                       c: mixing.pointer + image * c * c + head * ch, ldc: c)
+        }
+    }
+    // Pass 2: v band by band; out = x (+ bias) + M·v.
+    let out = Tensor(uninitialized: x.shape)
+    var stage = BandedNormPointwiseDepthwise(
+        channels: c, height: h, width: w, budgetBytes: bandBytes, norm: norm, eps: 1e-5,
+        pointwise: qkv, depthwise: dwconv, outputChannels: (2 * c)..<(3 * c))
+    let v = UnsafeMutablePointer<Float>.allocate(capacity: c * stage.rowsPerBand * w)
+    defer { stage.deallocate(); v.deallocate() }
+    let outBias = projectOut.bias?.pointer
+    for image in 0..<n {
+        stage.reset()
+        let xi = UnsafePointer(x.pointer + image * c * plane), oi = out.pointer + image * c * plane
+        for r0 in stride(from: 0, to: h, by: stage.rowsPerBand) {
+            let r1 = Swift.min(h, r0 + stage.rowsPerBand), pixels = (r1 - r0) * w
+            stage.advance(image: xi, rows: r0, r1)
+            let s = stage
+            Parallel.forEach(c, cost: pixels * 14) { channels in
+                for row in channels {
+                    for oh in r0..<r1 { s.convolveRow(channel: row, row: oh, into: v + row * pixels + (oh - r0) * w) }
+                    let src = xi + row * plane + r0 * w, dst = oi + row * plane + r0 * w
+                    if let outBias {
+                        let b = outBias[row]
+                        for p in 0..<pixels { dst[p] = src[p] + b }
+                    } else {
+                        dst.update(from: src, count: pixels)
+                    }
+                }
+            }
+            BLAS.sgemm(m: c, n: pixels, k: c, a: mixing.pointer + image * c * c, lda: c, b: v, ldb: pixels,
+                       beta: 1, c: oi + r0 * w, ldc: plane)
+        }
     }
     return out
 }
