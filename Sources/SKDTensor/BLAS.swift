@@ -2,6 +2,9 @@
 
 import COpenBLAS
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Thin, checked wrappers over the CBLAS calls SwiftSKD uses.
 public enum BLAS {
@@ -18,6 +21,30 @@ public enum BLAS {
             + (openblas_get_corename().map { String(cString: $0) } ?? "?") + ")"
     }
 
+    /// Makes OpenBLAS's idle worker threads sleep right after a GEMM instead of spinning, once per process.
+    ///
+    /// Why: OpenBLAS's pthread server keeps its workers busy-waiting with `sched_yield` for 2²⁸ cycles (≈ 0.1 s)
+    /// after every call. SwiftSKD alternates GEMMs with its own parallel kernels (`Parallel.forEach`) on the same
+    /// cores, so those spinning workers steal the cores the kernels run on: in a training step ~15 % of the samples
+    /// were in the scheduler. With the shortest timeout (2⁴ cycles) a worker sleeps on a condition variable and is
+    /// woken for the next GEMM (microseconds, against GEMMs of a millisecond or more). Done through OpenBLAS's own
+    /// `OPENBLAS_THREAD_TIMEOUT` setting — re-read and applied by restarting its idle thread server — and only when
+    /// the user has not set that variable. Symbols are looked up at run time: with another BLAS this does nothing.
+    static let quietIdleThreads: Bool = {
+        #if canImport(Glibc)
+        guard getenv("OPENBLAS_THREAD_TIMEOUT") == nil,
+              let readEnv = dlsym(nil /* RTLD_DEFAULT */, "openblas_read_env"),
+              let shutdown = dlsym(nil, "blas_thread_shutdown_") else { return false }
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)
+        unsafeBitCast(readEnv, to: (@convention(c) () -> Void).self)()
+        // The server restarts on the next threaded call and reads the new timeout then.
+        _ = unsafeBitCast(shutdown, to: (@convention(c) () -> Int32).self)()
+        return true
+        #else
+        return false
+        #endif
+    }()
+
     /// `C = alpha · op(A) · op(B) + beta · C` on row-major matrices.
     ///
     /// - Parameters:
@@ -32,6 +59,7 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
+        _ = quietIdleThreads
         if k == 0 {
             // BLAS leaves C untouched only when beta == 1; make the empty product explicit.
             if beta == 0 { for i in 0..<m { (c + i * (ldc ?? n)).update(repeating: 0, count: n) } }
