@@ -1,0 +1,71 @@
+// φ of the contrastive loss as in the paper: frozen ImageNet VGG-19 features at relu1_1 … relu5_1, weighted
+// 1/32, 1/16, 1/8, 1/4, 1 (the weights of AECR-Net's contrastive regularisation, deeper layers counting more).
+
+import Foundation
+import SKDModels
+import SKDNN
+import SKDTensor
+
+/// A frozen VGG-19 (torchvision layout) as the contrastive feature space.
+///
+/// The weights come from torchvision's ImageNet VGG-19 converted to safetensors (Docs/user-guide.md shows the
+/// few lines of Python): the keys of a whole model (`features.N.weight`, classifier keys ignored) or of
+/// `vgg19().features` alone (`N.weight`) are both accepted.
+public final class VGGFeatureExtractor: ContrastiveFeatureExtractor {
+    /// The network, truncated after relu5_1, frozen and in eval mode.
+    public let network: VGG19Features
+    /// The layers φ returns, in order.
+    public let layers: [String]
+
+    public var summary: String { "VGG-19 \(layers.joined(separator: ", "))" }
+    /// 1/32, 1/16, 1/8, 1/4, 1 for the five standard layers (the first `layers.count` of the deepest ones).
+    public var defaultWeights: [Float] {
+        let all: [Float] = [1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1]
+        return Array(all.suffix(layers.count))
+    }
+
+    /// A VGG-19 feature extractor with given parameters.
+    ///
+    /// - Parameters:
+    ///   - network: VGG-19 features containing `layers`; it is frozen and put in eval mode here.
+    ///   - layers: tap names of `network`, shallowest first.
+    public init(network: VGG19Features, layers: [String] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]) {
+        precondition(layers.allSatisfy(network.tapNames.contains), "VGGFeatureExtractor: layers \(layers) not all among \(network.tapNames)")
+        self.network = network
+        self.layers = layers
+        network.freeze()
+        network.eval()
+    }
+
+    /// Reads torchvision VGG-19 weights from a safetensors file.
+    ///
+    /// - Throws: `RunConfigurationError` naming the file when it cannot be read or lacks a needed convolution.
+    public convenience init(weights url: URL) throws {
+        let file: SafeTensorsFile
+        do { file = try SafeTensors.read(url) } catch { throw RunConfigurationError("\(error)") }
+        let network = VGG19Features()
+        var tensors: [String: Tensor] = [:]
+        for (key, value) in file.tensors {
+            tensors[key.hasPrefix("features.") ? key : "features." + key] = value
+        }
+        let needed = network.stateDict()
+        let missing = needed.keys.filter { tensors[$0] == nil }.sorted { $0.compare($1, options: .numeric) == .orderedAscending }
+        guard missing.isEmpty else {
+            throw RunConfigurationError("\(url.path): not VGG-19 weights through relu5_1: missing \(missing.prefix(4).joined(separator: ", "))\(missing.count > 4 ? " and \(missing.count - 4) more" : "")")
+        }
+        do { try network.load(tensors.filter { needed[$0.key] != nil }, strict: true) } catch {
+            throw RunConfigurationError("\(url.path): the tensors do not fit VGG-19: \(error)")
+        }
+        self.init(network: network)
+    }
+
+    /// φ_l of `images` for each layer.
+    ///
+    /// - Parameter images: `[B, 3, H, W]` in [−1, 1]; ImageNet normalisation is applied here (differentiably).
+    /// - Returns: `[B, C_l, H / 2^k, W / 2^k]` per layer, in `layers` order.
+    public func features(_ images: Tensor) -> [Tensor] {
+        let taps = FeatureTaps(Set(layers))
+        _ = network.forward(VGG19Features.imageNetNormalized(images), taps: taps)
+        return layers.map { taps[$0]! }
+    }
+}
