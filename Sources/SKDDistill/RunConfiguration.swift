@@ -98,7 +98,7 @@ public enum DegradationSpec {
             let parts = step.split(separator: ":", maxSplits: 1).map(String.init)
             let name = parts[0], argument = parts.count > 1 ? parts[1] : nil
             func range(_ text: String) throws -> ClosedRange<Float> {
-                let bounds = text.split(separator: "-").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+                let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
                 guard (1...2).contains(bounds.count), bounds.allSatisfy({ $0 != nil && $0! >= 0 }),
                       bounds.first!! <= bounds.last!! else {
                     throw RunConfigurationError("degradation '\(text)': expected a number or a range like 0-50 in '\(step)'")
@@ -393,7 +393,8 @@ public struct RunConfiguration: Equatable {
         ]
         if mode == .distill { tree["distill"] = distill }
         if let output { tree["output"] = output }
-        return tree
+        // Network descriptions come through JSONSerialization as NSNumbers, which would pass for Bools.
+        return OptionTree.normalized(tree) as? [String: Any] ?? tree
     }
 
     /// The options tree as compact JSON with sorted keys (what checkpoints and weight files store).
@@ -409,7 +410,7 @@ public struct RunConfiguration: Equatable {
     ///
     /// - Parameter source: names the JSON in error messages.
     public init(json: String, source: String) throws {
-        guard let tree = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)), let tree = OptionTree.normalized(object) as? [String: Any] else {
             throw RunConfigurationError("\(source): the stored configuration is not a JSON object")
         }
         let modeName = tree["mode"] as? String ?? "distill"
@@ -800,14 +801,23 @@ struct OptionTree {
 
     func error(_ path: String, _ why: String) -> RunConfigurationError { RunConfigurationError("\(source): \(path): \(why)") }
 
-    /// Yams mappings (`[AnyHashable: Any]`) as `[String: Any]`, recursively.
+    /// Yams mappings (`[AnyHashable: Any]`) as `[String: Any]`, and JSONSerialization's `NSNumber`s as `Bool`,
+    /// `Int` or `Double`, recursively: the readers below then see plain Swift values whatever the source.
     static func normalized(_ value: Any) -> Any {
+        let type = Swift.type(of: value)
+        if type == Int.self || type == Double.self || type == Bool.self || type == String.self { return value }
         if let mapping = value as? [AnyHashable: Any] {
             var out: [String: Any] = [:]
             for (k, v) in mapping { out["\(k.base)"] = normalized(v) }
             return out
         }
         if let list = value as? [Any] { return list.map(normalized) }
+        if let number = value as? NSNumber {
+            let code = String(cString: number.objCType)
+            if code == "c" || code == "B" { return number.boolValue }
+            if code != "f" && code != "d" { return number.intValue }
+            return number.doubleValue
+        }
         return value
     }
 
@@ -827,7 +837,8 @@ struct OptionTree {
     func string(_ value: Any?, at path: String) throws -> String? {
         guard let value, !(value is NSNull) else { return nil }
         if let s = value as? String { return s }
-        if let n = value as? NSNumber { return n.stringValue }
+        if let i = value as? Int { return String(i) }
+        if let d = value as? Double { return String(d) }
         throw error(path, "expected text, got \(describe(value))")
     }
 

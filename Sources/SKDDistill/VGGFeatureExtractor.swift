@@ -18,10 +18,10 @@ public final class VGGFeatureExtractor: ContrastiveFeatureExtractor {
     public let layers: [String]
 
     public var summary: String { "VGG-19 \(layers.joined(separator: ", "))" }
-    /// 1/32, 1/16, 1/8, 1/4, 1 for the five standard layers (the first `layers.count` of the deepest ones).
+    /// relu1_1 → 1/32, relu2_1 → 1/16, relu3_1 → 1/8, relu4_1 → 1/4, relu5_1 → 1 (1 for any other layer).
     public var defaultWeights: [Float] {
-        let all: [Float] = [1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1]
-        return Array(all.suffix(layers.count))
+        let byLayer: [String: Float] = ["relu1_1": 1.0 / 32, "relu2_1": 1.0 / 16, "relu3_1": 1.0 / 8, "relu4_1": 1.0 / 4, "relu5_1": 1]
+        return layers.map { byLayer[$0] ?? 1 }
     }
 
     /// A VGG-19 feature extractor with given parameters.
@@ -39,11 +39,16 @@ public final class VGGFeatureExtractor: ContrastiveFeatureExtractor {
 
     /// Reads torchvision VGG-19 weights from a safetensors file.
     ///
+    /// - Parameter layers: the standard taps φ uses (relu1_1 … relu5_1); the network is built through the deepest.
     /// - Throws: `RunConfigurationError` naming the file when it cannot be read or lacks a needed convolution.
-    public convenience init(weights url: URL) throws {
+    public convenience init(weights url: URL, layers: [String] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]) throws {
+        let deepest = layers.max { (VGG19Features.standardTaps[$0] ?? -1) < (VGG19Features.standardTaps[$1] ?? -1) }
+        guard let deepest, layers.allSatisfy({ VGG19Features.standardTaps[$0] != nil }), let config = VGG19FeaturesConfig.through(deepest) else {
+            throw RunConfigurationError("VGG-19 layers \(layers): expected some of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1")
+        }
         let file: SafeTensorsFile
         do { file = try SafeTensors.read(url) } catch { throw RunConfigurationError("\(error)") }
-        let network = VGG19Features()
+        let network = VGG19Features(config: config)
         var tensors: [String: Tensor] = [:]
         for (key, value) in file.tensors {
             tensors[key.hasPrefix("features.") ? key : "features." + key] = value
@@ -51,12 +56,12 @@ public final class VGGFeatureExtractor: ContrastiveFeatureExtractor {
         let needed = network.stateDict()
         let missing = needed.keys.filter { tensors[$0] == nil }.sorted { $0.compare($1, options: .numeric) == .orderedAscending }
         guard missing.isEmpty else {
-            throw RunConfigurationError("\(url.path): not VGG-19 weights through relu5_1: missing \(missing.prefix(4).joined(separator: ", "))\(missing.count > 4 ? " and \(missing.count - 4) more" : "")")
+            throw RunConfigurationError("\(url.path): not VGG-19 weights through \(deepest): missing \(missing.prefix(4).joined(separator: ", "))\(missing.count > 4 ? " and \(missing.count - 4) more" : "")")
         }
         do { try network.load(tensors.filter { needed[$0.key] != nil }, strict: true) } catch {
             throw RunConfigurationError("\(url.path): the tensors do not fit VGG-19: \(error)")
         }
-        self.init(network: network)
+        self.init(network: network, layers: layers.sorted { VGG19Features.standardTaps[$0]! < VGG19Features.standardTaps[$1]! })
     }
 
     /// φ_l of `images` for each layer.
