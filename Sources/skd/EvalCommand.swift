@@ -129,7 +129,7 @@ struct EvalCommand: ParsableCommand {
         abstract: "Evaluate models: PSNR/SSIM (RGB and Y), parameters, GMACs and mean time per image.",
         discussion: "The first row is the degraded input itself. Models are weights files, checkpoint or run folders, optionally labelled: --model teacher=runs/teacher.")
 
-    @Option(help: ArgumentHelp("The test images: a paired folder, or clean images with --degradation.", valueName: "folder"))
+    @Option(help: ArgumentHelp("The test images: a paired folder, or clean images with --degradation. (required)", valueName: "folder"))
     var data: String
 
     @Option(help: ArgumentHelp("Synthesise degraded inputs from clean images: noise:25, rain, motion-blur:5-21, joined with +. (default: none, the folder is paired)", valueName: "spec"))
@@ -138,10 +138,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Paired layout: auto, input-target, blur-sharp, sidd. (default: auto)", valueName: "layout"))
     var layout: String?
 
-    @Option(name: .customLong("model"), help: ArgumentHelp("A model to evaluate, [label=]path (repeatable).", valueName: "label=path"))
+    @Option(name: .customLong("model"), help: ArgumentHelp("A model to evaluate, [label=]path (required; repeatable).", valueName: "label=path"))
     var models: [String] = []
 
-    @Option(help: ArgumentHelp("The architecture of weights files that name none (converted official weights), e.g. restormer.", valueName: "preset"))
+    @Option(help: ArgumentHelp("The architecture of weights files that name none (converted official weights), e.g. restormer. (default: the one each file names)", valueName: "preset"))
     var preset: String?
 
     @Option(help: ArgumentHelp("Pixel range the models work in: -1-1 (SwiftSKD training) or 0-1 (official released weights). (default: -1-1)", valueName: "range"))
@@ -165,13 +165,13 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Report GMACs for a square input of this side. (default: 256)", valueName: "pixels"))
     var macsSize = 256
 
-    @Option(help: ArgumentHelp("Also write the table as JSON to this file.", valueName: "file"))
+    @Option(help: ArgumentHelp("Also write the table as JSON to this file. (default: none)", valueName: "file"))
     var json: String?
 
-    @Option(help: ArgumentHelp("Also write the table as CSV to this file.", valueName: "file"))
+    @Option(help: ArgumentHelp("Also write the table as CSV to this file. (default: none)", valueName: "file"))
     var csv: String?
 
-    @Option(help: ArgumentHelp("Write each model's restorations as PNG to <folder>/<label>/.", valueName: "folder"))
+    @Option(help: ArgumentHelp("Write each model's restorations as PNG to <folder>/<label>/. (default: none)", valueName: "folder"))
     var save: String?
 
     func run() throws {

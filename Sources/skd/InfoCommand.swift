@@ -19,7 +19,7 @@ struct InfoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Width of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
     var width = 256
 
-    @Flag(help: "Also print each network's full description as JSON.")
+    @Flag(help: "Also print each network's full description as JSON. (default: off)")
     var json = false
 
     func run() throws {

@@ -14,13 +14,13 @@ struct RestoreCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("PNG/JPEG files or folders of them.", valueName: "input"))
     var inputs: [String]
 
-    @Option(help: ArgumentHelp("The model: a weights file, checkpoint or run folder.", valueName: "path"))
+    @Option(help: ArgumentHelp("The model: a weights file, checkpoint or run folder. (required)", valueName: "path"))
     var model: String
 
-    @Option(help: ArgumentHelp("The architecture when the weights file names none, e.g. restormer.", valueName: "preset"))
+    @Option(help: ArgumentHelp("The architecture when the weights file names none, e.g. restormer. (default: the one the file names)", valueName: "preset"))
     var preset: String?
 
-    @Option(name: [.short, .long], help: ArgumentHelp("The folder for the restored images (created if missing).", valueName: "folder"))
+    @Option(name: [.short, .long], help: ArgumentHelp("The folder for the restored images (created if missing). (required)", valueName: "folder"))
     var output: String
 
     @Option(help: ArgumentHelp("Pixel range the model works in: -1-1 (SwiftSKD training) or 0-1 (official released weights). (default: -1-1)", valueName: "range"))

@@ -10,10 +10,10 @@ private let distillDefaults = DistillationOptions()
 /// The options both training commands share. Each one, when given, is written into the options tree at the key
 /// its help names, over the options file; `--set` assignments come last.
 struct RunFlags: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("A YAML options file (sections datasets, network, train, val, distill; see Docs/user-guide.md). Flags override it.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("A YAML options file (sections datasets, network, train, val, distill; see Docs/user-guide.md). Flags override it. (default: none)", valueName: "file"))
     var config: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override any option by its key path, applied after the file and the other flags, e.g. --set network.student.dim=16 (repeatable).", valueName: "key.path=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override any option by its key path, applied after the file and the other flags, e.g. --set network.student.dim=16 (repeatable). (default: none)", valueName: "key.path=value"))
     var assignments: [String] = []
 
     @Option(help: ArgumentHelp("The run's name [name]; the output folder defaults to runs/<name>. (default: train, distill)", valueName: "name"))
@@ -25,7 +25,7 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("The run seed: initial weights, batches, crops, flips, synthetic degradations [seed]. (default: \(defaults.seed))", valueName: "n"))
     var seed: Int?
 
-    @Option(help: ArgumentHelp("Training images [datasets.train.root]: a paired folder (input/+target/, blur/+sharp/, SIDD) or, with --train-degradation, clean images.", valueName: "folder"))
+    @Option(help: ArgumentHelp("Training images [datasets.train.root]: a paired folder (input/+target/, blur/+sharp/, SIDD) or, with --train-degradation, clean images. (required, here or in the options file)", valueName: "folder"))
     var trainData: String?
 
     @Option(help: ArgumentHelp("Synthesise degraded inputs from clean images [datasets.train.degradation]: noise:25, noise:0-50, rain, motion-blur:5-21, joined with +. (default: none, the folder is paired)", valueName: "spec"))
@@ -76,7 +76,7 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Sample restorations saved as PNG at each validation [val.samples]. (default: \(defaults.samples))", valueName: "n"))
     var samples: Int?
 
-    @Option(help: ArgumentHelp("Continue an interrupted run from its folder (latest checkpoint) or a checkpoint folder, with its stored options; reproduces the uninterrupted run's losses.", valueName: "folder"))
+    @Option(help: ArgumentHelp("Continue an interrupted run from its folder (latest checkpoint) or a checkpoint folder, with its stored options; reproduces the uninterrupted run's losses. (default: none, a new run)", valueName: "folder"))
     var resume: String?
 
     @Option(help: .private)
@@ -101,10 +101,10 @@ struct RunFlags: ParsableArguments {
 
 /// The distillation options of `skd distill`.
 struct DistillFlags: ParsableArguments {
-    @Option(help: ArgumentHelp("The teacher's weights [network.teacher_weights]: best.safetensors or a run/checkpoint folder from skd train, or converted official weights.", valueName: "path"))
+    @Option(help: ArgumentHelp("The teacher's weights [network.teacher_weights]: best.safetensors or a run/checkpoint folder from skd train, or converted official weights. (required unless --method none)", valueName: "path"))
     var teacher: String?
 
-    @Option(help: ArgumentHelp("The teacher's architecture when its weights file names none [network.teacher], e.g. restormer.", valueName: "preset"))
+    @Option(help: ArgumentHelp("The teacher's architecture when its weights file names none [network.teacher], e.g. restormer. (default: the one the file names)", valueName: "preset"))
     var teacherPreset: String?
 
     @Option(help: ArgumentHelp("The method [distill.method]: skd, wave, output-kd, none. (default: \(distillDefaults.method.rawValue))", valueName: "method"))
@@ -146,7 +146,7 @@ struct DistillFlags: ParsableArguments {
     @Option(help: ArgumentHelp("φ of the contrastive loss [distill.contrastive_features]: auto (vgg19 when --vgg-weights is given, else teacher), vgg19, teacher. (default: auto)", valueName: "source"))
     var contrastiveFeatures: String?
 
-    @Option(help: ArgumentHelp("torchvision VGG-19 weights converted to safetensors [network.vgg_weights].", valueName: "file"))
+    @Option(help: ArgumentHelp("torchvision VGG-19 weights converted to safetensors [network.vgg_weights]. (default: none)", valueName: "file"))
     var vggWeights: String?
 
     @Option(help: ArgumentHelp("λ of the wavelet loss [distill.wave_lambda]. (default: \(distillDefaults.waveLambda))", valueName: "λ"))
@@ -248,7 +248,7 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a network (a teacher, or any preset) with L1 to the ground truth.",
         discussion: "The run folder gets log.jsonl, checkpoints/, best.safetensors (with validation), samples/ and training.png; `skd distill --teacher <run folder>` accepts it as it is.")
 
-    @Option(help: ArgumentHelp("The network to train [network.model]: \(ModelSpec.presetNames.joined(separator: ", ")); adjust it with --set network.model.dim=16.", valueName: "preset"))
+    @Option(help: ArgumentHelp("The network to train [network.model]: \(ModelSpec.presetNames.joined(separator: ", ")); adjust it with --set network.model.dim=16. (required, here or in the options file)", valueName: "preset"))
     var model: String?
 
     @OptionGroup var flags: RunFlags
@@ -268,7 +268,7 @@ struct DistillCommand: ParsableCommand {
         abstract: "Distil a trained teacher into a student of the same family (skd, wave, output-kd or none).",
         discussion: "Ablations of Table III: --no-channel-branch, --no-spatial-branch, --no-contrastive, --method.")
 
-    @Option(help: ArgumentHelp("The student [network.student]: \(ModelSpec.presetNames.joined(separator: ", ")); adjust it with --set network.student.dim=8.", valueName: "preset"))
+    @Option(help: ArgumentHelp("The student [network.student]: \(ModelSpec.presetNames.joined(separator: ", ")); adjust it with --set network.student.dim=8. (required, here or in the options file)", valueName: "preset"))
     var student: String?
 
     @OptionGroup var distill: DistillFlags
