@@ -137,7 +137,8 @@ struct DistillFlags: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: ArgumentHelp("Use the contrastive loss [distill.contrastive]. (default: on)"))
     var contrastive: Bool?
 
-    @Option(help: ArgumentHelp("Apply the spatial branch only at taps with at most n tokens (H·W), or 'all' [distill.spatial_token_threshold]. (default: \(distillDefaults.feature.spatialTokenThreshold.map(String.init) ?? "all"))", valueName: "n|all"))
+    @Option(name: [.customLong("spatial-token-threshold"), .customLong("spatial-threshold")],
+            help: ArgumentHelp("Apply the spatial branch only at taps with at most n tokens (H·W), or 'all' [distill.spatial_token_threshold]. (default: \(distillDefaults.feature.spatialTokenThreshold.map(String.init) ?? "all"))", valueName: "n|all"))
     var spatialTokenThreshold: String?
 
     @Option(help: ArgumentHelp("The contrastive form [distill.contrastive_form]: ratio, infonce. (default: \(distillDefaults.contrastiveForm.rawValue))", valueName: "form"))
