@@ -83,3 +83,35 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertTrue(y.isLeaf)
     }
 }
+
+/// Graphs that are built but never back-propagated are freed (no reference cycles through backward closures).
+final class GraphLifetimeTests: XCTestCase {
+    func testAbandonedGraphsAreFreed() {
+        weak var weakOutput: Tensor?
+        weak var weakIntermediate: Tensor?
+        do {
+            let x = randomTensor([4, 5], seed: 1)
+            x.requiresGrad = true
+            let hidden = (x * 2).exp().sigmoid().tanh().relu().sqrt()
+            let out = hidden.softmax().sum()
+            weakOutput = out
+            weakIntermediate = hidden
+            XCTAssertTrue(out.requiresGrad)
+        }
+        XCTAssertNil(weakOutput, "the output of an abandoned graph leaked")
+        XCTAssertNil(weakIntermediate, "an intermediate of an abandoned graph leaked")
+    }
+
+    func testBackwardReleasesTheGraph() {
+        weak var weakIntermediate: Tensor?
+        let x = randomTensor([3, 3], seed: 2)
+        x.requiresGrad = true
+        do {
+            let hidden = x.exp() * x
+            weakIntermediate = hidden
+            hidden.sum().backward()
+        }
+        XCTAssertNil(weakIntermediate)
+        XCTAssertNotNil(x.grad)
+    }
+}
