@@ -12,6 +12,7 @@ deps:
 	@missing=""; for p in $(APT_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	python3 -c "import numpy" 2>/dev/null || missing="$$missing python3-numpy"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
@@ -23,9 +24,11 @@ build: deps
 	$(SWIFT) build $(SWIFTFLAGS)
 
 ## The test suite (release mode: the model parity and gradient tests are compute-heavy).
+## The weight converter's tests run first (NumPy only), so that swift test's summary closes the output.
 test: deps
+	python3 Tools/test_convert_pytorch_weights.py
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
-	$(SWIFT) test $(SWIFTFLAGS) --skip-build
+	$(SWIFT) test $(SWIFTFLAGS) --skip-build --disable-swift-testing
 
 ## The embedded default (the README's main command): installs Debian's mate-backgrounds photographs if missing,
 ## builds `skd` in release mode and runs `skd demo` — a teacher, students distilled with skd and none, a table and

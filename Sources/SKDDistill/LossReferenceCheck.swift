@@ -35,7 +35,7 @@ public enum LossReferenceCheck {
         }
         var results: [ReferenceComparison] = []
         func compare(_ key: String, _ ours: Tensor, tol: Double) throws {
-            results.append(ReferenceComparison(name: key, relativeError: relativeDifference(ours, try tensor(key)), tolerance: tol))
+            results.append(ReferenceComparison(name: key, relativeError: ours.relativeError(to: try tensor(key)), tolerance: tol))
         }
 
         switch kind {

@@ -17,6 +17,7 @@ public struct ReferenceComparison: Sendable {
     /// Whether `relativeError ≤ tolerance`.
     public var passed: Bool { relativeError <= tolerance }
 
+    /// A comparison result.
     public init(name: String, relativeError: Double, tolerance: Double) {
         self.name = name; self.relativeError = relativeError; self.tolerance = tolerance
     }
@@ -29,24 +30,13 @@ public enum ReferenceCheckError: Error, CustomStringConvertible {
     /// The file's kind is not one SwiftSKD knows.
     case unknownKind(file: String, detail: String)
 
+    /// A one-line message naming the file.
     public var description: String {
         switch self {
         case let .missing(file, what): return "\(file): missing \(what)"
         case let .unknownKind(file, detail): return "\(file): not a SwiftSKD reference file (\(detail))"
         }
     }
-}
-
-/// `‖a − b‖ / ‖b‖` in Double (the absolute norm of the difference when `b` is zero).
-public func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
-    precondition(a.count == b.count, "relativeDifference: \(a.shape) vs \(b.shape)")
-    var num = 0.0, den = 0.0
-    for i in 0..<a.count {
-        let d = Double(a.pointer[i]) - Double(b.pointer[i])
-        num += d * d
-        den += Double(b.pointer[i]) * Double(b.pointer[i])
-    }
-    return den == 0 ? num.squareRoot() : (num / den).squareRoot()
 }
 
 /// Recomputation of the model reference files (`restormer_tiny`, `uformer_tiny`, `drsformer_tiny`, `vgg19_features`, …).
@@ -95,7 +85,7 @@ public enum ModelReferenceCheck {
                 results.append(ReferenceComparison(name: key, relativeError: .infinity, tolerance: tolerance))
                 return
             }
-            results.append(ReferenceComparison(name: key, relativeError: relativeDifference(ours, reference), tolerance: tolerance))
+            results.append(ReferenceComparison(name: key, relativeError: ours.relativeError(to: reference), tolerance: tolerance))
         }
 
         let input = try tensor("input").copy()
@@ -119,6 +109,12 @@ public enum ModelReferenceCheck {
             objective = sum
         }
         for tap in tapNames { try compare("tap.\(tap)", taps[tap]) }
+        if file.tensors["probe"] != nil {
+            // The inference path (fused kernels under noGrad) must be the same function.
+            let reference = try tensor("output")
+            let inference = noGrad { model.forward(input.detached(), taps: nil) }
+            results.append(ReferenceComparison(name: "output (no grad)", relativeError: inference.relativeError(to: reference), tolerance: tolerance))
+        }
         objective.backward()
         try compare("grad.input", input.grad)
         for (parameter, value) in model.namedParameters() where file.tensors["grad.\(parameter)"] != nil {

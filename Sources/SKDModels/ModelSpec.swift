@@ -15,6 +15,7 @@ public protocol ModelStatistics {
 
 extension Restormer: ModelStatistics {}
 extension Uformer: ModelStatistics {}
+extension DRSformer: ModelStatistics {}
 extension VGG19Features: ModelStatistics {}
 
 extension Restormer {
@@ -24,10 +25,14 @@ extension Restormer {
 
 /// A problem with a model description; the message names the offending value.
 public enum ModelSpecError: Error, CustomStringConvertible {
+    /// No preset has this name.
     case unknownPreset(String)
+    /// The `arch` field names no supported family.
     case unknownArchitecture(String)
+    /// The description is malformed; the string says how.
     case invalid(String)
 
+    /// A one-line message naming the offending value.
     public var description: String {
         switch self {
         case let .unknownPreset(name): return "unknown preset '\(name)'; known presets: \(ModelSpec.presetNames.joined(separator: ", "))"
@@ -39,24 +44,30 @@ public enum ModelSpecError: Error, CustomStringConvertible {
 
 /// An architecture with its constructor arguments.
 public enum ModelSpec: Equatable {
+    /// Restormer (swz30/Restormer).
     case restormer(RestormerConfig)
+    /// Uformer (ZhendongWang6/Uformer).
     case uformer(UformerConfig)
+    /// DRSformer (cschenxiang/DRSformer).
+    case drsformer(DRSformerConfig)
 
     /// The family name, as in the `arch` field.
     public var architecture: String {
         switch self {
         case .restormer: return "restormer"
         case .uformer: return "uformer"
+        case .drsformer: return "drsformer"
         }
     }
 
     /// Every preset name.
-    public static var presetNames: [String] { RestormerConfig.presetNames + UformerConfig.presetNames }
+    public static var presetNames: [String] { RestormerConfig.presetNames + UformerConfig.presetNames + DRSformerConfig.presetNames }
 
     /// A named preset (`restormer`, `restormer-s`, `uformer-b`, `uformer-s`, `drsformer`, `drsformer-s`).
     public static func preset(_ name: String) throws -> ModelSpec {
         if let c = RestormerConfig.preset(name) { return .restormer(c) }
         if let c = UformerConfig.preset(name) { return .uformer(c) }
+        if let c = DRSformerConfig.preset(name) { return .drsformer(c) }
         throw ModelSpecError.unknownPreset(name)
     }
 
@@ -83,6 +94,7 @@ public enum ModelSpec: Equatable {
             switch arch.lowercased() {
             case "restormer": self = .restormer(try JSONDecoder().decode(RestormerConfig.self, from: data))
             case "uformer": self = .uformer(try JSONDecoder().decode(UformerConfig.self, from: data))
+            case "drsformer": self = .drsformer(try JSONDecoder().decode(DRSformerConfig.self, from: data))
             default: throw ModelSpecError.unknownArchitecture(arch)
             }
         } catch let error as ModelSpecError { throw error } catch {
@@ -96,6 +108,7 @@ public enum ModelSpec: Equatable {
         switch self {
         case .restormer(let c): data = try JSONEncoder().encode(c)
         case .uformer(let c): data = try JSONEncoder().encode(c)
+        case .drsformer(let c): data = try JSONEncoder().encode(c)
         }
         var object = (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
         object["arch"] = architecture
@@ -115,6 +128,7 @@ public enum ModelSpec: Equatable {
         switch self {
         case .restormer(let c): return Restormer(config: c)
         case .uformer(let c): return Uformer(config: c)
+        case .drsformer(let c): return DRSformer(config: c)
         }
     }
 }

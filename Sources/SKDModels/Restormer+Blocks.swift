@@ -113,7 +113,14 @@ public final class RestormerFeedForward: Module {
     /// - Parameter x: `[N, dim, H, W]`.
     /// - Returns: `[N, dim, H, W]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        project_out(dwconv(project_in(x)).gdfnGate())
+        let hidden = project_in(x)
+        let needsGradient = GradMode.isEnabled
+            && (hidden.requiresGrad || dwconv.weight.requiresGrad || (dwconv.bias?.requiresGrad ?? false))
+        if !needsGradient {
+            // Inference: convolve and gate in one pass (same values, no 2·hidden-channel intermediate).
+            return project_out(Tensor.gdfnDepthwiseGate(hidden, weight: dwconv.weight, bias: dwconv.bias))
+        }
+        return project_out(dwconv(hidden).gdfnGate())
     }
 
     /// Multiply–accumulates of the three convolutions on `pixels` = H·W positions.

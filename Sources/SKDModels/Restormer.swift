@@ -58,6 +58,7 @@ public struct RestormerConfig: Codable, Equatable, Sendable {
     /// The official defaults (the published Restormer).
     public init() {}
 
+    /// Decodes the official argument names; absent keys keep the official defaults, unknown keys are ignored.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = RestormerConfig()

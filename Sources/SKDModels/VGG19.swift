@@ -17,6 +17,7 @@ public struct VGG19FeaturesConfig: Codable, Equatable, Sendable {
     /// - Parameter taps: tap name → `features` index; defaults to all five standard taps.
     public init(taps: [String: Int] = VGG19Features.standardTaps) { self.taps = taps }
 
+    /// Decodes `{"taps": {...}}`; other keys (`"arch"`) are ignored, a missing `taps` means the five standard taps.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         taps = try c.decodeIfPresent([String: Int].self, forKey: .taps) ?? VGG19Features.standardTaps
@@ -31,6 +32,7 @@ public struct VGG19FeaturesConfig: Codable, Equatable, Sendable {
 
 /// A parameterless 2×2 max-pooling layer (stride 2), a Module so the `features` indices match torchvision.
 public final class VGGMaxPool: Module, UnaryLayer {
+    /// A 2×2, stride-2 max-pool (torchvision's `MaxPool2d(kernel_size=2, stride=2)`).
     public override init() { super.init() }
 
     /// - Parameter x: `[N, C, H, W]`.

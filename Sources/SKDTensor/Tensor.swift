@@ -153,6 +153,21 @@ public final class Tensor {
     }
 }
 
+extension Tensor {
+    /// `‖self − reference‖ / ‖reference‖` in Double (the absolute norm of the difference when `reference` is zero):
+    /// the measure every parity check of SwiftSKD uses.
+    public func relativeError(to reference: Tensor) -> Double {
+        precondition(count == reference.count, "relativeError: \(shape) vs \(reference.shape)")
+        var num = 0.0, den = 0.0
+        for i in 0..<count {
+            let d = Double(pointer[i]) - Double(reference.pointer[i])
+            num += d * d
+            den += Double(reference.pointer[i]) * Double(reference.pointer[i])
+        }
+        return den == 0 ? num.squareRoot() : (num / den).squareRoot()
+    }
+}
+
 extension Tensor: CustomStringConvertible {
     public var description: String {
         let preview = values.prefix(8).map { String(format: "%.5g", $0) }.joined(separator: ", ")

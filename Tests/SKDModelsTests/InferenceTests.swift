@@ -47,3 +47,28 @@ final class InferenceTests: XCTestCase {
         XCTAssertFalse(tiled.requiresGrad)
     }
 }
+
+/// A training-mode forward pass that is abandoned (no backward) frees its whole graph, for every family.
+final class ModelGraphLifetimeTests: XCTestCase {
+    func testAbandonedForwardPassesAreFreed() throws {
+        let specs: [[String: Any]] = [
+            ["arch": "restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1],
+            ["arch": "drsformer", "dim": 8, "num_blocks": [1, 1, 1, 1], "mefc": true],
+            ["arch": "uformer", "img_size": 32, "embed_dim": 8, "depths": [1, 1, 1, 1, 1, 1, 1, 1, 1], "win_size": 4, "modulator": true],
+        ]
+        for spec in specs {
+            let model = try ModelSpec(dictionary: spec).makeModel()
+            weak var weakOutput: Tensor?
+            weak var weakTap: Tensor?
+            do {
+                let taps = FeatureTaps()
+                let out = model.forward(randomTensor([1, 3, 32, 32], seed: 1), taps: taps)
+                XCTAssertTrue(out.requiresGrad)
+                weakOutput = out
+                weakTap = taps.features.values.first
+            }
+            XCTAssertNil(weakOutput, "\(spec["arch"]!): the output of an abandoned forward pass leaked")
+            XCTAssertNil(weakTap, "\(spec["arch"]!): a tap of an abandoned forward pass leaked")
+        }
+    }
+}

@@ -68,16 +68,7 @@ public func checkGradients(
 }
 
 /// Relative error `‖a − b‖ / ‖b‖`, in Double.
-public func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
-    precondition(a.count == b.count, "relativeError: \(a.shape) vs \(b.shape)")
-    var num = 0.0, den = 0.0
-    for i in 0..<a.count {
-        let d = Double(a.pointer[i]) - Double(b.pointer[i])
-        num += d * d
-        den += Double(b.pointer[i]) * Double(b.pointer[i])
-    }
-    return den == 0 ? num.squareRoot() : (num / den).squareRoot()
-}
+public func relativeError(_ a: Tensor, _ b: Tensor) -> Double { a.relativeError(to: b) }
 
 /// A seeded random tensor, for tests.
 public func randomTensor(_ shape: [Int], seed: UInt64, low: Float = -1, high: Float = 1) -> Tensor {

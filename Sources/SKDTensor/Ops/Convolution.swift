@@ -58,9 +58,10 @@ struct ConvGeometry {
         ConvGeometry.validSpan(offset: kj * dilation - padW, stride: stride, extent: width, outCount: outW)
     }
 
-    /// How many output rows one band holds so that its column block stays within the tuning budget.
-    func bandRows(extraRowsPerColumn: Int = 0) -> Int {
-        let bytesPerRow = max(1, (max(colRows, extraRowsPerColumn)) * outW * MemoryLayout<Float>.size)
+    /// How many output rows one band holds so that its column block, and its block of an output with
+    /// `outputChannels` channels, each stay within the tuning budget.
+    func bandRows(outputChannels: Int = 0) -> Int {
+        let bytesPerRow = max(1, max(colRows, outputChannels) * outW * MemoryLayout<Float>.size)
         return max(1, min(outH, ConvolutionTuning.columnBufferBytes / bytesPerRow))
     }
 }
@@ -240,7 +241,7 @@ struct GroupedLowering {
     var k: Int { geo.colRows }
 
     /// Output-row bands: a band's column block (or, pointwise, its output block) stays within the budget.
-    var bandRows: Int { geo.bandRows(extraRowsPerColumn: coutPerGroup) }
+    var bandRows: Int { geo.bandRows(outputChannels: coutPerGroup) }
 
     /// Calls `body(bandRange, col, ldCol)` for every band of one (sample, group): `col` is the band's column
     /// matrix (`[k, rows·outW]` with leading dimension `ldCol`), lowered into `buffer` unless pointwise.
