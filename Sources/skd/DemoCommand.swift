@@ -39,11 +39,11 @@ struct DemoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Crops per batch. (default: 4)", valueName: "n"))
     var batchSize = 4
 
-    @Option(help: ArgumentHelp("Teacher training steps. (default: 400)", valueName: "n"))
-    var teacherIterations = 400
+    @Option(help: ArgumentHelp("Teacher training steps. (default: 300)", valueName: "n"))
+    var teacherIterations = 300
 
-    @Option(help: ArgumentHelp("Student training steps, for each of skd and none. (default: 200)", valueName: "n"))
-    var studentIterations = 200
+    @Option(help: ArgumentHelp("Student training steps, for each of skd and none. (default: 150)", valueName: "n"))
+    var studentIterations = 150
 
     @Option(help: ArgumentHelp("Teacher width: Restormer dim (blocks [1,2,2,4], 1 refinement block). (default: 16)", valueName: "n"))
     var teacherDim = 16

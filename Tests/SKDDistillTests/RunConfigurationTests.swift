@@ -237,7 +237,7 @@ final class RunConfigurationTests: XCTestCase {
         XCTAssertEqual(weights.spec, c.student)
         let model = try weights.makeModel()
         for (name, value) in prepared.student.stateDict() {
-            XCTAssertEqual(relativeDifference(model.stateDict()[name]!, value), 0, name)
+            XCTAssertEqual(relativeError(model.stateDict()[name]!, value), 0, name)
         }
         // A second run into the same folder is refused; resuming it is not.
         XCTAssertTrue(message { try c.prepare() }.contains("already holds a run"))
@@ -353,7 +353,7 @@ final class RunConfigurationTests: XCTestCase {
         let prepared = try c.prepare()
         XCTAssertTrue(prepared.featureExtractor is TeacherEncoderFeatures, "without VGG weights φ is the teacher's encoder")
         XCTAssertEqual(prepared.teacherFile, file)
-        for (name, value) in teacher.stateDict() { XCTAssertEqual(relativeDifference(prepared.teacher!.stateDict()[name]!, value), 0, name) }
+        for (name, value) in teacher.stateDict() { XCTAssertEqual(relativeError(prepared.teacher!.stateDict()[name]!, value), 0, name) }
 
         c.distillation.taps = ["latent", "no_such_tap"]
         XCTAssertTrue(message { try c.prepare() }.contains("no_such_tap"))
@@ -400,7 +400,7 @@ final class RunConfigurationTests: XCTestCase {
         }
         let features = phi.features(images)
         for (layer, feature) in zip(layers, features) {
-            XCTAssertLessThan(relativeDifference(feature, reference["tap.\(layer)"]!), 1e-4, layer)
+            XCTAssertLessThan(relativeError(feature, reference["tap.\(layer)"]!), 1e-4, layer)
         }
         // The file stops at relu3_1: asking for relu5_1 names what is missing.
         XCTAssertThrowsError(try VGGFeatureExtractor(weights: url)) { XCTAssertTrue("\($0)".contains("features.12.weight"), "\($0)") }
