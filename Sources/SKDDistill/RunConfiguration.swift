@@ -24,7 +24,9 @@ public struct RunConfigurationError: Error, CustomStringConvertible, LocalizedEr
         self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 
+    /// The message.
     public var description: String { message }
+    /// The message, for `localizedDescription`.
     public var errorDescription: String? { message }
 }
 

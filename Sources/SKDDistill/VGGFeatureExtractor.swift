@@ -17,6 +17,7 @@ public final class VGGFeatureExtractor: ContrastiveFeatureExtractor {
     /// The layers φ returns, in order.
     public let layers: [String]
 
+    /// "VGG-19 relu1_1, …", for logs.
     public var summary: String { "VGG-19 \(layers.joined(separator: ", "))" }
     /// relu1_1 → 1/32, relu2_1 → 1/16, relu3_1 → 1/8, relu4_1 → 1/4, relu5_1 → 1 (1 for any other layer).
     public var defaultWeights: [Float] {

@@ -7,13 +7,19 @@ import Foundation
 
 /// An 8-bit RGB colour.
 public struct PlotColor: Equatable, Sendable {
+    /// Red, green and blue, 0...255.
     public var r: UInt8, g: UInt8, b: UInt8
 
+    /// The colour with these red, green and blue values.
     public init(_ r: UInt8, _ g: UInt8, _ b: UInt8) { self.r = r; self.g = g; self.b = b }
 
+    /// Background.
     public static let white = PlotColor(255, 255, 255)
+    /// Text, frames and ticks.
     public static let black = PlotColor(0, 0, 0)
+    /// Legend frame and notes.
     public static let gray = PlotColor(128, 128, 128)
+    /// Grid lines.
     public static let lightGray = PlotColor(225, 225, 225)
 
     /// Ten well-separated series colours (matplotlib's "tab10").
@@ -190,6 +196,7 @@ public struct PlotSeries {
     /// Whether each point also gets a dot (useful for sparse series such as validation results).
     public var markers: Bool
 
+    /// A series drawn as a line of `color` through `points`, with dots when `markers`.
     public init(name: String, points: [(x: Double, y: Double)], color: PlotColor, markers: Bool = false) {
         self.name = name; self.points = points; self.color = color; self.markers = markers
     }
@@ -197,16 +204,21 @@ public struct PlotSeries {
 
 /// A line plot with a frame, grid, tick labels, axis labels, a title and a legend.
 public struct LinePlot {
+    /// Centred above the frame.
     public var title: String
+    /// Below the x tick labels.
     public var xLabel: String
+    /// Left of the y tick labels, reading upwards.
     public var yLabel: String
     /// A base-10 logarithmic y axis (non-positive values are left out).
     public var logY: Bool
+    /// The curves, in legend order.
     public var series: [PlotSeries]
     /// The width reserved right of the frame for the legend; `nil` fits this plot's names. Plots stacked in one
     /// figure pass the same value so their frames line up.
     public var legendWidth: Int?
 
+    /// A plot of `series`; see the properties.
     public init(title: String, xLabel: String, yLabel: String, logY: Bool = false, series: [PlotSeries], legendWidth: Int? = nil) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logY = logY; self.series = series
         self.legendWidth = legendWidth
@@ -407,6 +419,7 @@ public enum PlotError: Error, CustomStringConvertible {
     /// A log line is not a JSON object with an `iter` field.
     case badLog(URL, line: Int)
 
+    /// One line naming the file and line.
     public var description: String {
         switch self {
         case let .badLog(url, line): return "\(url.path): line \(line) is not a JSON log entry with 'iter'"
