@@ -188,16 +188,24 @@ enum RunDriver {
             }
             return (configuration, checkpoint)
         }
-        var tree: [String: Any] = [:]
-        if let config = flags.config {
-            let url = URL(fileURLWithPath: config)
-            tree = try RunConfiguration.optionsTree(yaml: url)
-            // Errors in the file itself are reported against the file.
-            _ = try RunConfiguration(dictionary: tree, source: url.path, mode: mode)
-        }
+        var fileTree: [String: Any] = [:]
+        let file = flags.config.map { URL(fileURLWithPath: $0) }
+        if let file { fileTree = try RunConfiguration.optionsTree(yaml: file) }
+        var tree = fileTree
         for (key, value) in assignments { try RunConfiguration.assign(value, at: key, in: &tree) }
         try RunConfiguration.apply(overrides: flags.assignments, to: &tree)
-        return (try RunConfiguration(dictionary: tree, source: "options", mode: mode), nil)
+        let source = "options"
+        do {
+            return (try RunConfiguration(dictionary: tree, source: source, mode: mode), nil)
+        } catch let error as RunConfigurationError {
+            // When the file alone has the same problem, the message names the file.
+            if let file {
+                do { _ = try RunConfiguration(dictionary: fileTree, source: file.path, mode: mode) } catch let own as RunConfigurationError {
+                    if own.message.hasSuffix(String(error.message.dropFirst(source.count))) { throw own }
+                }
+            }
+            throw error
+        }
     }
 
     /// Checks, trains, plots and prints the summary.

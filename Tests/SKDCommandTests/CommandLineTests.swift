@@ -140,6 +140,14 @@ final class CommandLineTests: XCTestCase {
         try Data("train:\n  iterations: 5\n  lerning_rate: 0.1\n".utf8).write(to: yaml)
         try assertBadInput(["train", "--config", yaml.path], mentions: [yaml.path, "train.lerning_rate"], runFolder: nil)
 
+        // A file that relies on a flag for what it lacks is not blamed for it.
+        let partial = dir.appendingPathComponent("partial.yml")
+        try Data("datasets:\n  train: {patch_size: 8, degradation: \"noise:5\"}\nnetwork: {model: restormer-s}\n".utf8).write(to: partial)
+        try assertBadInput(["train", "--config", partial.path, "--train-data", good.path, "--iterations", "0", "--output", run.path],
+                           mentions: ["train.iterations must be positive"], runFolder: run)
+        try assertBadInput(["train", "--config", partial.path, "--model", "restormer-xl", "--train-data", good.path],
+                           mentions: ["options: network.model", "restormer-xl"], runFolder: nil)
+
         try assertBadInput(["eval", "--data", missing.path, "--model", uformer.path], mentions: [missing.path])
         try assertBadInput(["restore", missing.path, "--model", uformer.path, "--output", dir.appendingPathComponent("out").path],
                            mentions: [missing.path])
