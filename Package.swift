@@ -101,7 +101,7 @@ let package = Package(
         // MARK: - Benchmarks
         .executableTarget(
             name: "skd-bench",
-            dependencies: ["SKDTensor"],
+            dependencies: ["SKDTensor", "SKDNN", "SKDModels", "SKDDistill"],
             path: "Benchmarks/SKDBench",
             swiftSettings: swiftSettings),
     ]
