@@ -123,7 +123,7 @@ let package = Package(
         // MARK: - Benchmarks
         .executableTarget(
             name: "skd-bench",
-            dependencies: ["SKDTensor"],
+            dependencies: ["SKDTensor", "SKDNN", "SKDModels", "SKDDistill"],
             path: "Benchmarks/SKDBench",
             swiftSettings: swiftSettings),
     ]

@@ -7,19 +7,31 @@ import Foundation
 struct Benchmark {
     /// A unique, filterable name, e.g. `"conv2d 3x3 48->48 1x48x256x256"`.
     let name: String
-    /// Floating-point operations of one run (a multiply-add counts 2); 0 when not meaningful.
-    let flops: Double
+    /// Floating-point operations of one run (a multiply-add counts 2); 0 when not meaningful. Evaluated after
+    /// `prepare`, so a benchmark can count the operations of the model it built.
+    var flops: Double { flopsCount() }
+    private let flopsCount: () -> Double
     /// Bytes one run must move at least (inputs read + outputs written once); 0 when not meaningful.
     let bytes: Double
     /// Builds the inputs (untimed) and returns the closure that one timed run calls.
     let prepare: () -> () -> Void
+    /// Sampling for this benchmark instead of the run's settings (the end-to-end runs take seconds each).
+    let settings: RunSettings?
 
-    init(_ name: String, flops: Double = 0, bytes: Double = 0, prepare: @escaping () -> () -> Void) {
+    init(_ name: String, flops: @escaping @autoclosure () -> Double = 0, bytes: Double = 0, settings: RunSettings? = nil,
+         prepare: @escaping () -> () -> Void) {
         self.name = name
-        self.flops = flops
+        self.flopsCount = flops
         self.bytes = bytes
+        self.settings = settings
         self.prepare = prepare
     }
+}
+
+/// A value set while preparing a benchmark and read when its result is made (e.g. a model's MAC count).
+final class Box<T> {
+    var value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// How long and how often each benchmark runs.
@@ -31,6 +43,9 @@ struct RunSettings {
     /// …and more until this much time was spent sampling, up to `maxSamples`.
     var minSeconds = 1.0
     var maxSamples = 50
+
+    /// A few runs of a workload that takes seconds: one warm-up, three samples.
+    static let long = RunSettings(warmup: 1, minSamples: 3, minSeconds: 0, maxSamples: 3)
 }
 
 /// The timings of one benchmark, in seconds per run, and the throughput at the median time.
@@ -44,6 +59,15 @@ struct BenchmarkResult: Codable {
     let bytes: Double
     let gflops: Double?
     let gbytes: Double?
+    /// The process's resident high-water mark over preparation and all runs, in bytes (model, inputs and the
+    /// harness included: comparable to a framework's peak RSS).
+    var peakRSS: Double?
+    /// That peak minus the resident size just before preparation: what the workload itself added.
+    var peakIncrease: Double?
+    /// `gflops` divided by the raw sgemm 2048³ rate of the same run (comparable across machines).
+    var sgemmRatio: Double?
+    /// The 1-minute load average when the benchmark finished (other work on the machine skews timings).
+    var loadAverage: Double?
 
     init(name: String, times sorted: [Double], flops: Double, bytes: Double) {
         self.name = name
@@ -68,8 +92,21 @@ func timeOnce(_ body: () -> Void) -> Double {
 }
 
 /// Warms up, then samples `benchmark` per `settings`.
-func run(_ benchmark: Benchmark, _ settings: RunSettings) -> BenchmarkResult {
-    let body = benchmark.prepare()
+func run(_ benchmark: Benchmark, _ defaults: RunSettings) -> BenchmarkResult {
+    let settings = benchmark.settings ?? defaults
+    ProcessMemory.resetPeak()
+    let before = ProcessMemory.resident
+    // The inputs live only inside this call, so they are freed before the next benchmark's memory is measured.
+    func prepareAndSample() -> BenchmarkResult { sample(benchmark, benchmark.prepare(), settings) }
+    var result = prepareAndSample()
+    result.peakRSS = ProcessMemory.peak
+    if let peak = result.peakRSS, let before, ProcessMemory.canResetPeak { result.peakIncrease = peak - before }
+    result.loadAverage = loadAverage().first
+    return result
+}
+
+/// The timed part of `run`: warm-up, then samples.
+private func sample(_ benchmark: Benchmark, _ body: () -> Void, _ settings: RunSettings) -> BenchmarkResult {
     for _ in 0..<settings.warmup { body() }
     var times: [Double] = []
     var spent = 0.0
@@ -91,16 +128,20 @@ func formatTime(_ s: Double) -> String {
 /// The table header and one row per result.
 func tableHeader(nameWidth: Int) -> String {
     "name".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-        + "   median      min–max            GFLOP/s    GB/s  samples"
+        + "    median              min–max  GFLOP/s  ×sgemm    GB/s  peak MB  +MB  n  load"
 }
 
 func tableRow(_ r: BenchmarkResult, nameWidth: Int) -> String {
+    func mb(_ bytes: Double?) -> String { bytes.map { String(format: "%.0f", $0 / 1_048_576) } ?? "-" }
     let name = r.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-    let median = formatTime(r.median).leftPadded(9)
-    let spread = "\(formatTime(r.min))–\(formatTime(r.max))".leftPadded(21)
-    let gflops = (r.gflops.map { String(format: "%.1f", $0) } ?? "-").leftPadded(9)
+    let median = formatTime(r.median).leftPadded(10)
+    let spread = "\(formatTime(r.min))–\(formatTime(r.max))".leftPadded(20)
+    let gflops = (r.gflops.map { String(format: "%.1f", $0) } ?? "-").leftPadded(8)
+    let ratio = (r.sgemmRatio.map { String(format: "%.2f", $0) } ?? "-").leftPadded(7)
     let gbytes = (r.gbytes.map { String(format: "%.1f", $0) } ?? "-").leftPadded(7)
-    return "\(name) \(median) \(spread) \(gflops) \(gbytes) \(String(r.samples).leftPadded(8))"
+    let load = (r.loadAverage.map { String(format: "%.1f", $0) } ?? "-").leftPadded(5)
+    return "\(name) \(median) \(spread) \(gflops) \(ratio) \(gbytes) \(mb(r.peakRSS).leftPadded(8)) "
+        + "\(mb(r.peakIncrease).leftPadded(4)) \(String(r.samples).leftPadded(2)) \(load)"
 }
 
 extension String {

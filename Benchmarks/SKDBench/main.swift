@@ -1,7 +1,9 @@
-// skd-bench: times SwiftSKD's kernels (and, later, whole models) and writes the results as JSON.
+// skd-bench: times SwiftSKD's kernels, blocks, 512×512 inference of every preset and a distillation training
+// step, and writes the results as JSON. Every GFLOP/s figure is also given as a ratio to the raw sgemm 2048³
+// rate of the same run, which makes figures comparable across machines.
 //
 //   swift run -c release skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S]
-//                                  [--column-bytes B] [--threads N] [--list]
+//                                  [--column-bytes B] [--threads N] [--cache-mb N] [--list]
 //
 // A benchmark runs when its name contains any FILTER (case-insensitive), or always when no filter is given.
 // New benchmarks are added as entries of a list (see KernelBenchmarks.swift) and joined into `allBenchmarks`.
@@ -9,11 +11,13 @@
 import Foundation
 import SKDTensor
 
-let allBenchmarks: [Benchmark] = kernelBenchmarks
+let allBenchmarks: [Benchmark] = kernelBenchmarks + blockBenchmarks + endToEndBenchmarks
+/// The reference every GFLOP/s figure is divided by.
+let referenceName = "sgemm 2048x2048x2048"
 
 func usage() -> Never {
     print("""
-    usage: skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S] [--column-bytes B] [--threads N] [--list]
+    usage: skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S] [--column-bytes B] [--threads N] [--cache-mb N] [--list]
       FILTER       run only benchmarks whose name contains one of the filters (case-insensitive)
       --json PATH  where to write the results (default .build/bench-results.json)
       --samples N  minimum timed runs per benchmark (default 5)
@@ -21,6 +25,7 @@ func usage() -> Never {
       --seconds S  keep sampling until S seconds were timed, up to 50 runs (default 1)
       --column-bytes B  im2col block size of the convolutions (ConvolutionTuning.columnBufferBytes)
       --threads N  OpenBLAS and kernel threads (default: all cores)
+      --cache-mb N the cap of the tensor-buffer cache (TensorMemory.cacheLimitBytes; 0 disables it)
       --list       print the benchmark names and exit
     """)
     exit(2)
@@ -43,6 +48,9 @@ while let arg = arguments.popFirst() {
         guard let n = Int(value()), n >= 1 else { usage() }
         BLAS.threads = n
         Parallel.threads = n
+    case "--cache-mb":
+        guard let n = Int(value()), n >= 0 else { usage() }
+        TensorMemory.cacheLimitBytes = n << 20
     case "--list": listOnly = true
     case "-h", "--help": usage()
     default:
@@ -51,7 +59,7 @@ while let arg = arguments.popFirst() {
     }
 }
 
-let selected = allBenchmarks.filter { b in filters.isEmpty || filters.contains { b.name.lowercased().contains($0) } }
+var selected = allBenchmarks.filter { b in filters.isEmpty || filters.contains { b.name.lowercased().contains($0) } }
 if listOnly {
     for b in selected { print(b.name) }
     exit(0)
@@ -61,15 +69,28 @@ if selected.isEmpty {
     exit(1)
 }
 
+// The reference rate is measured in every run, first, whatever the filters.
+if !listOnly, !selected.contains(where: { $0.name == referenceName }),
+   let reference = allBenchmarks.first(where: { $0.name == referenceName }) {
+    selected.insert(reference, at: 0)
+}
+
 #if DEBUG
 print("warning: skd-bench was built in debug mode; run `swift run -c release skd-bench` for meaningful numbers")
 #endif
-print("cores: \(ProcessInfo.processInfo.activeProcessorCount), OpenBLAS threads: \(BLAS.threads), kernel threads: \(Parallel.threads)")
+let machine = MachineInfo.current()
+print("machine: \(machine.cpu), \(machine.cores) cores, \(String(format: "%.1f", machine.memoryGiB)) GiB; \(machine.openBLAS)")
+print("OpenBLAS threads: \(BLAS.threads), kernel threads: \(Parallel.threads); load average at start: "
+      + machine.loadAverageAtStart.map { String(format: "%.2f", $0) }.joined(separator: " "))
+if !ProcessMemory.canResetPeak { print("note: /proc/self/clear_refs is not writable; peak MB is the process-wide peak so far") }
 let nameWidth = max(24, selected.map(\.name.count).max()!)
 print(tableHeader(nameWidth: nameWidth))
 var results: [BenchmarkResult] = []
+var referenceRate: Double? = nil
 for benchmark in selected {
-    let result = run(benchmark, settings)
+    var result = run(benchmark, settings)
+    if benchmark.name == referenceName { referenceRate = result.gflops }
+    if let rate = result.gflops, let referenceRate { result.sgemmRatio = rate / referenceRate }
     results.append(result)
     print(tableRow(result, nameWidth: nameWidth))
 }
@@ -78,14 +99,16 @@ for benchmark in selected {
 struct Report: Codable {
     let date: String
     let host: String
-    let cores: Int
+    let machine: MachineInfo
     let blasThreads: Int
+    let kernelThreads: Int
+    let sgemmReferenceGFLOPS: Double?
     let results: [BenchmarkResult]
 }
 
 let report = Report(
-    date: ISO8601DateFormatter().string(from: Date()), host: ProcessInfo.processInfo.hostName,
-    cores: ProcessInfo.processInfo.activeProcessorCount, blasThreads: BLAS.threads, results: results)
+    date: ISO8601DateFormatter().string(from: Date()), host: ProcessInfo.processInfo.hostName, machine: machine,
+    blasThreads: BLAS.threads, kernelThreads: Parallel.threads, sgemmReferenceGFLOPS: referenceRate, results: results)
 let encoder = JSONEncoder()
 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
 do {

@@ -108,8 +108,17 @@ func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, length: Int
             let row = p + r * length
             var m = -Float.infinity
             for j in 0..<length { m = Swift.max(m, row[j]) }
-            var sum: Float = 0
-            for j in 0..<length { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
+            // Exponentiate in a loop of its own (branch-free FastMath.exp vectorises), then sum with vector
+            // accumulators: a scalar running sum would serialise on the add latency.
+            for j in 0..<length { row[j] = FastMath.exp(row[j] - m) }
+            var acc = SIMD8<Float>()
+            var j = 0
+            while j + 8 <= length {
+                acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+                j += 8
+            }
+            var sum = acc.sum()
+            while j < length { sum += row[j]; j += 1 }
             let inv = 1 / sum
             for j in 0..<length { row[j] *= inv }
         }

@@ -72,7 +72,7 @@ extension Tensor {
                     peak = Swift.max(peak, out[j])
                 }
                 var total: Float = 0
-                for j in 0..<c { out[j] = Foundation.exp(out[j] - peak); total += out[j] }
+                for j in 0..<c { out[j] = FastMath.exp(out[j] - peak); total += out[j] }
                 let scale = 1 / total
                 for j in 0..<c { out[j] *= scale }
             }
@@ -194,7 +194,7 @@ extension Tensor {
             for r in rows {
                 let x1 = x + ((r / hidden) * 2 * hidden + r % hidden) * n, x2 = x1 + hidden * n
                 let o = d + r * n
-                for p in 0..<n { o[p] = gdfnGELU(x1[p]) * x2[p] }
+                for p in 0..<n { o[p] = FastMath.gelu(x1[p]) * x2[p] }
             }
         }
         let input = self
@@ -207,7 +207,7 @@ extension Tensor {
                     let x1 = x + offset, x2 = x1 + hidden * n, d1 = dx + offset, d2 = d1 + hidden * n
                     let go = g + r * n
                     for p in 0..<n {
-                        let (value, slope) = gdfnGELUAndSlope(x1[p])
+                        let (value, slope) = FastMath.geluAndSlope(x1[p])
                         d1[p] = go[p] * x2[p] * slope
                         d2[p] = go[p] * value
                     }
@@ -274,71 +274,10 @@ extension Tensor {
                     convolveRow(input1, channel: c, row: oh, into: first)
                     convolveRow(input2, channel: c + hidden, row: oh, into: second)
                     let o = output + oh * w
-                    for ow in 0..<w { o[ow] = gdfnGELU(first[ow]) * second[ow] }
+                    for ow in 0..<w { o[ow] = FastMath.gelu(first[ow]) * second[ow] }
                 }
             }
         }
         return out
     }
-}
-
-// MARK: - Branch-free GELU for the gate
-//
-// The gate evaluates GELU on hidden·H·W values per block (≈ 45 M at 512×512 in restormer-s's level-1 blocks),
-// where libm's scalar `erff`/`expf` calls dominated the run time. The forms below have no branches and no calls,
-// so the loops above vectorise (≈ 4× faster than the erfc-based form with an exponential, 8× than libm).
-// GELU is computed as PyTorch does, ½x·(1 + erf(x/√2)), so the far negative tail has the same absolute (not
-// relative) accuracy as PyTorch's own kernel.
-
-/// erf(x), within 4·10⁻⁷ absolute: the odd/even rational approximation on [−4, 4] that Eigen and XLA use for
-/// float32 (beyond ±4, erf is ±1 in float32).
-@inline(__always)
-func gdfnErf(_ a: Float) -> Float {
-    let x = Swift.min(Swift.max(a, -4), 4)
-    let x2 = x * x
-    var p: Float = -2.72614225801306e-10
-    p = p * x2 + 2.77068142495902e-08
-    p = p * x2 - 2.10102402082508e-06
-    p = p * x2 - 5.69250639462346e-05
-    p = p * x2 - 7.34990630326855e-04
-    p = p * x2 - 2.95459980854025e-03
-    p = p * x2 - 1.60960333262415e-02
-    var q: Float = -1.45660718464996e-05
-    q = q * x2 - 2.13374055278905e-04
-    q = q * x2 - 1.68282697438203e-03
-    q = q * x2 - 7.37332916720468e-03
-    q = q * x2 - 1.42647390514189e-02
-    return x * p / q
-}
-
-/// eˣ by Cephes' range reduction (x = n·ln2 + r, |r| ≤ ln2/2) and a degree-6 polynomial, within 2 ulp; the
-/// input is clamped to the normal float32 range (results below 2⁻¹²⁶ are not needed here).
-@inline(__always)
-func gdfnExp(_ a: Float) -> Float {
-    let x = Swift.min(Swift.max(a, -87.3), 88.3)
-    // Adding 1.5·2²³ rounds x·log₂e to an integer n held in the low mantissa bits; those bits, moved into
-    // the exponent field, make 2ⁿ without a (range-checked, unvectorisable) float → int conversion.
-    let shifted = x * 1.44269504088896341 + 12_582_912
-    let n = shifted - 12_582_912
-    let r = x - n * 0.693359375 + n * 2.12194440e-4
-    var p: Float = 1.9875691500e-4
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let y = p * (r * r) + r + 1
-    return y * Float(bitPattern: (shifted.bitPattern &+ 127) &<< 23)
-}
-
-/// GELU(x) = ½x·(1 + erf(x/√2)), the exact (erf) form of `F.gelu`.
-@inline(__always)
-func gdfnGELU(_ x: Float) -> Float { 0.5 * x * (1 + gdfnErf(x * 0.70710678118654752)) }
-
-/// GELU(x) and its derivative Φ(x) + x·φ(x).
-@inline(__always)
-func gdfnGELUAndSlope(_ x: Float) -> (Float, Float) {
-    let cdf = 0.5 * (1 + gdfnErf(x * 0.70710678118654752))
-    let pdf = 0.39894228040143268 * gdfnExp(-0.5 * x * x)
-    return (x * cdf, cdf + x * pdf)
 }

@@ -1,6 +1,7 @@
 // The single door to OpenBLAS. C types stay behind it: the rest of SwiftSKD sees Swift signatures.
 
 import COpenBLAS
+import Foundation
 
 /// Thin, checked wrappers over the CBLAS calls SwiftSKD uses.
 public enum BLAS {
@@ -8,6 +9,13 @@ public enum BLAS {
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    /// OpenBLAS's build description (version, target core, threading), e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64"`.
+    public static var configuration: String {
+        guard let config = openblas_get_config() else { return "OpenBLAS" }
+        return String(cString: config).trimmingCharacters(in: .whitespaces) + " (core: "
+            + (openblas_get_corename().map { String(cString: $0) } ?? "?") + ")"
     }
 
     /// `C = alpha · op(A) · op(B) + beta · C` on row-major matrices.

@@ -17,14 +17,103 @@ public final class TensorStorage {
     /// The number of elements.
     public let count: Int
 
+    /// The bytes actually reserved (≥ `count` floats: large buffers are rounded up to a size class of the cache).
+    private let capacityBytes: Int
+
     init(count: Int) {
         precondition(count >= 0, "TensorStorage: negative element count \(count)")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        let (raw, capacity) = TensorMemory.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride)
+        capacityBytes = capacity
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { TensorMemory.release(UnsafeMutableRawPointer(pointer), capacityBytes: capacityBytes) }
+}
+
+/// The allocator behind `TensorStorage`: a small cache of freed large buffers.
+///
+/// Why: glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh `mmap` and returns it
+/// with `munmap` on free, so each op's output — tens to hundreds of MiB at 512×512 — page-faults on first touch
+/// and is zeroed by the kernel again. In a forward pass that fault-and-zero work cost as much system time as the
+/// kernels' user time. Freed buffers of at least `minimumCachedBytes` are therefore kept, keyed by a size class
+/// (sizes rounded up to 1/8 of their power of two, so a buffer fits every request of its class), and handed to the
+/// next request of the same class: buffers still go back as soon as their last tensor dies (the no-grad "free as
+/// soon as dead" behaviour is unchanged), but to this cache, whose total is capped by `cacheLimitBytes` (oldest
+/// entries are returned to the system first).
+public enum TensorMemory {
+    /// Buffers smaller than this go straight to `malloc`/`free` (glibc reuses those without page faults).
+    public static let minimumCachedBytes = 1 << 20
+
+    /// The most bytes kept in freed buffers. 0 disables the cache. Lowering it releases the excess at the next free.
+    public static var cacheLimitBytes: Int {
+        get { lock.lock(); defer { lock.unlock() }; return limit }
+        set { lock.lock(); limit = max(0, newValue); lock.unlock() }
+    }
+
+    /// Bytes currently held in freed buffers.
+    public static var cachedBytes: Int { lock.lock(); defer { lock.unlock() }; return total }
+
+    /// Returns every cached buffer to the system (e.g. before measuring memory, or after a large job).
+    public static func releaseCachedBuffers() {
+        lock.lock()
+        let entries = cache
+        cache.removeAll()
+        total = 0
+        lock.unlock()
+        for entry in entries { entry.pointer.deallocate() }
+    }
+
+    // MARK: Internals
+
+    private static let lock = NSLock()
+    private static var limit = 384 << 20
+    private static var total = 0
+    /// Freed buffers, oldest first. Tens of entries at most: a linear scan costs nothing next to a MiB-sized buffer.
+    private static var cache: [(bytes: Int, pointer: UnsafeMutableRawPointer)] = []
+
+    /// `bytes` rounded up to its size class: multiples of 1/8 of the largest power of two not above it.
+    static func sizeClass(_ bytes: Int) -> Int {
+        guard bytes >= minimumCachedBytes else { return bytes }
+        let step = (1 << (Int.bitWidth - 1 - bytes.leadingZeroBitCount)) >> 3
+        return (bytes + step - 1) / step * step
+    }
+
+    /// A 64-byte-aligned buffer of at least `byteCount` bytes, and its actual size.
+    static func allocate(byteCount: Int) -> (UnsafeMutableRawPointer, Int) {
+        let bytes = sizeClass(byteCount)
+        if bytes >= minimumCachedBytes {
+            lock.lock()
+            if let index = cache.lastIndex(where: { $0.bytes == bytes }) {
+                let entry = cache.remove(at: index)
+                total -= bytes
+                lock.unlock()
+                return (entry.pointer, bytes)
+            }
+            lock.unlock()
+        }
+        return (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64), bytes)
+    }
+
+    /// Takes back a buffer from `allocate`.
+    static func release(_ pointer: UnsafeMutableRawPointer, capacityBytes bytes: Int) {
+        guard bytes >= minimumCachedBytes else { pointer.deallocate(); return }
+        var evicted: [UnsafeMutableRawPointer] = []
+        lock.lock()
+        if bytes > limit {
+            evicted.append(pointer)
+        } else {
+            cache.append((bytes, pointer))
+            total += bytes
+            while total > limit {
+                let oldest = cache.removeFirst()
+                total -= oldest.bytes
+                evicted.append(oldest.pointer)
+            }
+        }
+        lock.unlock()
+        for p in evicted { p.deallocate() }
+    }
 }
 
 /// A float32, contiguous, row-major n-dimensional array that can take part in reverse-mode autodiff.

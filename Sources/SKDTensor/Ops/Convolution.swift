@@ -177,8 +177,9 @@ extension Tensor {
     /// - Returns: `[N, Cout, Ho, Wo]` with `Ho = (H + 2·padding − dilation·(kH − 1) − 1) / stride + 1`
     ///   (and `Wo` alike).
     ///
-    /// A depthwise convolution (`groups == Cin == Cout`) runs a direct kernel; all others run im2col + GEMM
-    /// per sample and group (a 1×1, stride-1, unpadded one skips the im2col).
+    /// A depthwise convolution (`groups == Cin == Cout`) runs a direct kernel, and so does the forward of a grouped
+    /// one with at most 4 input and output channels per group; all others run im2col + GEMM per sample and group
+    /// (a 1×1, stride-1, unpadded one skips the im2col).
     public static func conv2d(
         _ x: Tensor, weight: Tensor, bias: Tensor? = nil,
         stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1
@@ -207,7 +208,12 @@ extension Tensor {
 
         let out = Tensor(uninitialized: [n, cout, geo.outH, geo.outW])
         let lowering = GroupedLowering(geo: geo, batch: n, groups: groups, coutPerGroup: cout / groups)
-        lowering.forward(x: x.pointer, weight: weight.pointer, bias: bias?.pointer, out: out.pointer)
+        if groups > 1 && geo.channels <= 4 && cout / groups <= 4 {
+            // A handful of channels per group: the GEMMs would have M ≤ 4; a direct kernel is much faster.
+            depthwiseForwardGrouped(x, weight, bias, out, groups: groups, geo: geo)
+        } else {
+            lowering.forward(x: x.pointer, weight: weight.pointer, bias: bias?.pointer, out: out.pointer)
+        }
 
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return out.recorded("conv2d", inputs) { g in
@@ -224,6 +230,15 @@ extension Tensor {
             }
             return grads
         }
+    }
+}
+
+extension Tensor {
+    /// The forward of a grouped convolution with ≤ 4 input and output channels per group (see `groupedDirectForward`).
+    fileprivate static func depthwiseForwardGrouped(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, _ out: Tensor,
+                                                    groups: Int, geo: ConvGeometry) {
+        groupedDirectForward(x.pointer, weight.pointer, bias?.pointer, out.pointer, batch: x.shape[0], groups: groups,
+                             coutPerGroup: weight.shape[0] / groups, geo)
     }
 }
 

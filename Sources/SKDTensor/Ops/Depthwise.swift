@@ -134,6 +134,43 @@ extension Tensor {
         }
     }
 
+    /// A grouped convolution with few channels per group (e.g. DRSformer's `[C, 2, k, k]` convolutions), computed
+    /// directly: each output plane accumulates, row by row, the kernel rows of its group's input planes. As
+    /// im2col + GEMM it would be one GEMM with M = Cout/groups (often 1) per group: all lowering, no reuse.
+    /// `geo.channels` is Cin/groups.
+    /// - x: `[N, Cin, H, W]`; w: `[Cout, Cin/groups, kH, kW]`; bias: `[Cout]` or nil; out: `[N, Cout, Ho, Wo]`.
+    static func groupedDirectForward(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        _ out: UnsafeMutablePointer<Float>, batch: Int, groups: Int, coutPerGroup: Int, _ geo: ConvGeometry
+    ) {
+        let cinG = geo.channels, cin = cinG * groups, cout = coutPerGroup * groups
+        let H = geo.height, W = geo.width, Ho = geo.outH, Wo = geo.outW
+        let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation, kArea = geo.kernelArea
+        let taps = columnTaps(geo)
+        let interior = (lo: taps.map(\.lo).max()!, hi: taps.map(\.hi).min()!)
+        taps.withUnsafeBufferPointer { taps in
+            Parallel.forEach(batch * cout, cost: geo.outPlaneSize * kArea * cinG) { r in
+                for plane in r {
+                    let n = plane / cout, oc = plane % cout, g = oc / coutPerGroup
+                    let dst = out + plane * Ho * Wo, b = bias?[oc] ?? 0
+                    let src0 = x + (n * cin + g * cinG) * H * W, wk0 = w + oc * cinG * kArea
+                    for oh in 0..<Ho {
+                        let orow = dst + oh * Wo
+                        orow.update(repeating: b, count: Wo)
+                        for ic in 0..<cinG {
+                            let src = src0 + ic * H * W, wk = wk0 + ic * kArea
+                            for ki in 0..<kH {
+                                let ih = oh * s - p + ki * dil
+                                if ih < 0 || ih >= H { continue }
+                                accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// gx[n, c, ih, iw] = Σ over the outputs that read (ih, iw) of w · g. Stride 1: a depthwise convolution of g
     /// with the flipped kernel. Otherwise the forward's row loops with the multiply-add reversed (scatter into
     /// the input row).

@@ -1,8 +1,8 @@
-// Row reductions and a vectorisable exp, shared by the normalisation and softmax kernels.
+// Row reductions (and the softmax kernels' exp, from FastMath), shared by the normalisation and softmax kernels.
 //
 // Swift does not reassociate float additions, so a plain `for` loop that sums a row runs one add per add latency
 // (≈ 4× slower than the data allows). These helpers keep SIMD accumulators instead. Element-wise loops need no
-// help: they vectorise as written, which is why `RowKernels.exp` is plain scalar code without branches.
+// help: they vectorise as written, which is why `FastMath.exp` is plain scalar code without branches.
 
 import Foundation
 
@@ -92,32 +92,7 @@ enum RowKernels {
         return s
     }
 
-    /// `eˣ` to ~1 ulp (Cephes' expf polynomial), branch-free so that loops over it vectorise
-    /// (≈ 3× faster than `Foundation.exp` per element).
-    ///
-    /// Arguments below −87.34 (where eˣ leaves the normal range), −∞ included, give exactly 0: a −∞ attention
-    /// mask must come out of a softmax as an exact zero. Arguments above 88 saturate at e⁸⁸; callers only pass
-    /// max-subtracted values (≤ 0). NaN stays NaN.
+    /// `eˣ`, branch-free (see `FastMath.exp`): −∞ and arguments below −87.34 give exactly 0.
     @inline(__always)
-    static func exp(_ x: Float) -> Float {
-        let lowest: Float = -87.33654
-        let xc = Swift.min(Swift.max(x, lowest), 88)
-        // Round x·log₂e to the nearest integer with the 1.5·2²³ trick: SSE2 has no vector round instruction,
-        // and the integer is then read straight from the mantissa bits.
-        let magic: Float = 12_582_912
-        let t = xc * 1.442_695_04 + magic
-        let k = t - magic
-        let n = Int32(bitPattern: t.bitPattern) &- Int32(bitPattern: magic.bitPattern)
-        // r = x − k·ln2 in two parts, so that r keeps full precision.
-        let r = xc - k * 0.693_359_375 + k * 2.121_944_40e-4
-        var p: Float = 1.987_569_150_0e-4
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        let e = p * r * r + r + 1
-        let scale = Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
-        return x < lowest ? 0 : e * scale
-    }
+    static func exp(_ x: Float) -> Float { FastMath.exp(x) }
 }

@@ -1,0 +1,191 @@
+// Block-level and end-to-end benchmarks: the fused kernels and attention blocks of the three families at the
+// shapes of their first level at 512×512, the tiled spatial MCA of the distillation loss, 512×512 inference
+// of every preset, and one distillation training step.
+
+import Foundation
+import SKDDistill
+import SKDModels
+import SKDNN
+import SKDTensor
+
+/// A fresh model of a preset, in eval mode (ParameterInit's seeded default initialisation).
+func presetModel(_ name: String) -> any TappedModel & ModelStatistics {
+    guard let spec = try? ModelSpec.preset(name) else { fatalError("skd-bench: unknown preset \(name)") }
+    let model = spec.makeModel()
+    model.eval()
+    return model
+}
+
+/// Inference of one `1×3×side×side` image through `Inference.restore` (no grad, padded to the model's multiple).
+func inferenceBenchmark(preset: String, side: Int = 512) -> Benchmark {
+    // Counted on the instance `prepare` builds: building a model only to count is as slow as the real one.
+    let macs = Box(0.0)
+    return Benchmark("infer \(preset) 1x3x\(side)x\(side)", flops: 2 * macs.value, settings: .long) {
+        let model = presetModel(preset)
+        macs.value = Double(model.multiplyAccumulates(height: side, width: side))
+        let image = benchTensor([1, 3, side, side], seed: 11).clamped(-1, 1)
+        return { _ = Inference.restore(model, image) }
+    }
+}
+
+/// One distillation step as the trainer runs it: teacher forward without grad, student forward and backward,
+/// Adam. `method` `.outputKD` has L1 losses only (reconstruction + output KD); `.skd` is the full SKD objective
+/// with the default options (spatial MCA at taps of at most 4096 tokens).
+func trainingStepBenchmark(teacher: String = "restormer", student: String = "restormer-s", method: DistillationMethod,
+                           batch: Int = 8, side: Int = 128) -> Benchmark {
+    let label = method == .outputKD ? "L1 losses" : "full SKD loss"
+    // Forward + backward of the student ≈ 3× its forward; the teacher runs forward only. Loss terms not counted.
+    let flops = Box(0.0)
+    return Benchmark("train step \(teacher)->\(student) \(label) \(batch)x3x\(side)x\(side)", flops: flops.value,
+                     settings: .long) {
+        let teacherModel = presetModel(teacher)
+        let studentModel = presetModel(student)
+        flops.value = 2 * Double(batch) * (Double(teacherModel.multiplyAccumulates(height: side, width: side))
+                                           + 3 * Double(studentModel.multiplyAccumulates(height: side, width: side)))
+        studentModel.train()
+        var options = DistillationOptions()
+        options.method = method
+        let objective = DistillationObjective(teacher: teacherModel, student: studentModel, options: options)
+        let optimizer = Adam(parameters: objective.trainableParameters, lr: 2e-4)
+        let input = benchTensor([batch, 3, side, side], seed: 12).clamped(-1, 1)
+        let target = benchTensor([batch, 3, side, side], seed: 13).clamped(-1, 1)
+        return {
+            optimizer.zeroGrad()
+            let loss = objective(input: input, target: target)
+            loss.total.backward()
+            optimizer.step()
+        }
+    }
+}
+
+/// Restormer's channel LayerNorm (WithBias) on `[1, c, side, side]`: reads x once and writes y once.
+func layerNormBenchmark(channels c: Int, side: Int) -> Benchmark {
+    Benchmark("layernorm channels 1x\(c)x\(side)x\(side)", bytes: 8 * Double(c * side * side)) {
+        let x = benchTensor([1, c, side, side], seed: 21)
+        let w = benchTensor([c], seed: 22), b = benchTensor([c], seed: 23)
+        return { noGrad { _ = x.layerNormChannels(weight: w, bias: b) } }
+    }
+}
+
+/// The engine's element-wise GELU on `count` values.
+func geluBenchmark(count: Int) -> Benchmark {
+    Benchmark("gelu \(count / 1_048_576)Mi elements", bytes: 8 * Double(count)) {
+        let x = benchTensor([count], seed: 24)
+        return { noGrad { _ = x.gelu() } }
+    }
+}
+
+/// GDFN's gate: `gelu(x₁)·x₂` alone, and fused with the depthwise 3×3 (the inference path).
+func gateBenchmarks(hidden: Int, side: Int) -> [Benchmark] {
+    let plane = Double(side * side)
+    return [
+        Benchmark("gdfn gate gelu(x1)*x2 1x\(2 * hidden)x\(side)x\(side)", bytes: 12 * Double(hidden) * plane) {
+            let x = benchTensor([1, 2 * hidden, side, side], seed: 25)
+            return { noGrad { _ = x.gdfnGate() } }
+        },
+        Benchmark("gdfn dwconv3x3+gate 1x\(2 * hidden)x\(side)x\(side)", flops: 2 * 9 * Double(2 * hidden) * plane,
+                  bytes: 12 * Double(hidden) * plane) {
+            let x = benchTensor([1, 2 * hidden, side, side], seed: 26)
+            let w = benchTensor([2 * hidden, 1, 3, 3], seed: 27)
+            return { _ = Tensor.gdfnDepthwiseGate(x, weight: w, bias: nil) }
+        },
+    ]
+}
+
+/// Row softmax over `[rows, length]`.
+func softmaxBenchmark(rows: Int, length: Int) -> Benchmark {
+    Benchmark("softmax rows \(rows)x\(length)", bytes: 8 * Double(rows * length)) {
+        let x = benchTensor([rows, length], seed: 28)
+        return { noGrad { _ = x.softmax() } }
+    }
+}
+
+/// Restormer's MDTA (1×1 qkv, depthwise 3×3, channel attention, 1×1 out) on `[1, dim, side, side]`.
+func mdtaBenchmark(dim: Int, heads: Int, side: Int) -> Benchmark {
+    let block = RestormerAttention(dim: dim, numHeads: heads, bias: false)
+    return Benchmark("mdta block dim \(dim) heads \(heads) 1x\(dim)x\(side)x\(side)",
+                     flops: 2 * Double(block.multiplyAccumulates(pixels: side * side))) {
+        let x = benchTensor([1, dim, side, side], seed: 31)
+        return { noGrad { _ = block(x) } }
+    }
+}
+
+/// A Uformer LeWin block (LayerNorm, shifted 8×8 window attention, LeFF) on `[1, side², dim]` tokens.
+func lewinBenchmark(dim: Int, heads: Int, side: Int, window: Int = 8) -> Benchmark {
+    let tokens = Double(side * side), hidden = Double(4 * dim)
+    // q, k, v and output projections; q·kᵀ and attn·v inside each window; LeFF's two linears and depthwise 3×3.
+    let macs = tokens * (4 * Double(dim * dim) + 2 * Double(window * window * dim) + 2 * Double(dim) * hidden + 9 * hidden)
+    return Benchmark("uformer lewin block dim \(dim) win \(window) 1x\(side * side)x\(dim)", flops: 2 * macs) {
+        let block = UformerLeWinBlock(dim: dim, resolution: side, numHeads: heads, window: window, shift: window / 2,
+                                      modulator: true)
+        block.eval()
+        let x = benchTensor([1, side * side, dim], seed: 32)
+        return { noGrad { _ = block.forward(x, height: side, width: side) } }
+    }
+}
+
+/// DRSformer's top-k sparse attention block on `[1, dim, side, side]`.
+func topKAttentionBenchmark(dim: Int, heads: Int, side: Int) -> Benchmark {
+    let block = DRSformerAttention(dim: dim, num_heads: heads, bias: false)
+    return Benchmark("drsformer top-k attention dim \(dim) 1x\(dim)x\(side)x\(side)",
+                     flops: 2 * Double(block.multiplyAccumulates(height: side, width: side))) {
+        let x = benchTensor([1, dim, side, side], seed: 33)
+        return { noGrad { _ = block(x) } }
+    }
+}
+
+/// DRSformer's MSFN feed-forward (depthwise 3×3 and 5×5, grouped 3×3/5×5 with 2 channels per group).
+func msfnBenchmark(dim: Int, side: Int) -> Benchmark {
+    let block = DRSformerFeedForward(dim: dim, ffn_expansion_factor: 2.66, bias: false)
+    return Benchmark("drsformer msfn dim \(dim) 1x\(dim)x\(side)x\(side)",
+                     flops: 2 * Double(block.multiplyAccumulates(height: side, width: side))) {
+        let x = benchTensor([1, dim, side, side], seed: 34)
+        return { noGrad { _ = block(x) } }
+    }
+}
+
+/// The spatial branch of MCA at N = side² tokens: tiled (production) or dense (reference), forward only or
+/// forward + backward. FLOPs count the dense formula's products (2·C·N² MAC forward, 6·C·N² with the
+/// backward), so the tiled path's recomputation shows as a lower rate, not as more work.
+func spatialMCABenchmark(channels c: Int, side: Int, dense: Bool, backward: Bool) -> Benchmark {
+    let n = Double(side * side)
+    let macs = (backward ? 6 : 2) * Double(c) * n * n
+    let name = "mca spatial \(dense ? "dense" : "tiled") \(backward ? "fwd+bwd" : "fwd") N=\(side * side) C=\(c)"
+    return Benchmark(name, flops: 2 * macs, settings: RunSettings(warmup: 1, minSamples: 3, minSeconds: 0.5, maxSamples: 10)) {
+        let s = benchTensor([1, c, side, side], seed: 35), t = benchTensor([1, c, side, side], seed: 36)
+        let attend: (Tensor, Tensor) -> Tensor = dense
+            ? { spatialCrossAttentionDense(student: $0, teacher: $1) }
+            : { spatialCrossAttention(student: $0, teacher: $1) }
+        if !backward { return { noGrad { _ = attend(s, t) } } }
+        s.requiresGrad = true
+        let seed = benchTensor([1, c, side, side], seed: 37)
+        return {
+            attend(s, t).backward(seed)
+            s.zeroGrad()
+        }
+    }
+}
+
+/// Blocks and fused kernels, in table order.
+let blockBenchmarks: [Benchmark] = [
+    layerNormBenchmark(channels: 32, side: 512),
+    layerNormBenchmark(channels: 48, side: 256),
+    geluBenchmark(count: 16 << 20),
+    softmaxBenchmark(rows: 4096, length: 4096),
+] + gateBenchmarks(hidden: 85, side: 512) + [
+    mdtaBenchmark(dim: 32, heads: 1, side: 512),
+    lewinBenchmark(dim: 32, heads: 1, side: 512),
+    topKAttentionBenchmark(dim: 32, heads: 1, side: 512),
+    msfnBenchmark(dim: 32, side: 512),
+    spatialMCABenchmark(channels: 48, side: 128, dense: false, backward: false),
+    spatialMCABenchmark(channels: 48, side: 128, dense: false, backward: true),
+    spatialMCABenchmark(channels: 48, side: 128, dense: true, backward: false),
+    spatialMCABenchmark(channels: 48, side: 64, dense: false, backward: true),
+    spatialMCABenchmark(channels: 48, side: 64, dense: true, backward: true),
+]
+
+/// 512×512 inference of every preset, then the training steps.
+let endToEndBenchmarks: [Benchmark] = ModelSpec.presetNames.map { inferenceBenchmark(preset: $0) } + [
+    trainingStepBenchmark(method: .outputKD),
+    trainingStepBenchmark(method: .skd),
+]

@@ -1,0 +1,270 @@
+// The inference path of Restormer's transformer block: no full-size intermediate except what attention needs.
+//
+// Composed from ops, one block at 512×512 writes and reads back LayerNorm(x) (C planes), the 1×1 output (3C or
+// 2·hidden planes), the depthwise output (as many again), the gate and every residual sum — at the refinement
+// level of restormer-s (64 channels, hidden 170) the feed-forward alone allocates 340 + 170 + 64·3 planes of
+// 1 MiB each. Here both halves run in bands of rows: LayerNorm, the 1×1 convolution (one GEMM per band) and the
+// depthwise 3×3 work on a few rows that stay in cache, and only the block's real outputs reach memory:
+//   attention half:    qkv = dw3×3(W_qkv · LN₁(x))        (all of it: the attention is global over the pixels)
+//                      y   = x + W_out · mdta(qkv)          (one GEMM, accumulated onto a copy of x)
+//   feed-forward half: out = y + W_po · (gelu(d₁) ⊙ d₂),  d = dw3×3(W_pi · LN₂(y))   (band by band)
+// Between bands the two halo rows of the 1×1 output are kept (moved to the top of the band buffer), so no row is
+// computed twice. The arithmetic is that of the composed ops; only the GEMM blocking differs (results agree to
+// float rounding).
+
+import Foundation
+import SKDNN
+import SKDTensor
+
+/// The band buffers and the running state of "depthwise 3×3 of a 1×1 convolution of a channel LayerNorm" over one
+/// image, advanced band by band from the top.
+private struct BandedNormPointwiseDepthwise {
+    let channels: Int, height: Int, width: Int
+    /// Output channels of the 1×1 convolution (= channels of the depthwise one).
+    let mid: Int
+    let rowsPerBand: Int
+    let normWeight: UnsafePointer<Float>, normBias: UnsafePointer<Float>?, eps: Float
+    let pointwise: UnsafePointer<Float>, pointwiseBias: UnsafePointer<Float>?
+    let depthwise: UnsafePointer<Float>, depthwiseBias: UnsafePointer<Float>?
+    /// `[mid, rowsPerBand + 2, width]`: the 1×1 output of global rows `base ..< base + rowsPerBand + 2`.
+    let band: UnsafeMutablePointer<Float>
+    /// `[channels, rowsPerBand + 2, width]`: the LayerNorm output of the rows being added.
+    let normed: UnsafeMutablePointer<Float>
+    var slots: Int { rowsPerBand + 2 }
+    /// The global row held in slot 0, and one past the last row computed.
+    private(set) var base = 0
+    private var computedEnd = 0
+
+    init(channels: Int, height: Int, width: Int, mid: Int, budgetBytes: Int,
+         norm: (weight: Tensor, bias: Tensor?), eps: Float, pointwise: Conv2d, depthwise: Conv2d) {
+        self.channels = channels; self.height = height; self.width = width; self.mid = mid
+        rowsPerBand = Swift.max(1, Swift.min(height, budgetBytes / Swift.max(1, mid * width * 4)))
+        normWeight = UnsafePointer(norm.weight.pointer); normBias = norm.bias.map { UnsafePointer($0.pointer) }
+        self.eps = eps
+        self.pointwise = UnsafePointer(pointwise.weight.pointer)
+        pointwiseBias = pointwise.bias.map { UnsafePointer($0.pointer) }
+        self.depthwise = UnsafePointer(depthwise.weight.pointer)
+        depthwiseBias = depthwise.bias.map { UnsafePointer($0.pointer) }
+        band = .allocate(capacity: mid * (rowsPerBand + 2) * width)
+        normed = .allocate(capacity: channels * (rowsPerBand + 2) * width)
+    }
+
+    func deallocate() { band.deallocate(); normed.deallocate() }
+
+    /// Starts a new image.
+    mutating func reset() { base = 0; computedEnd = 0 }
+
+    /// Makes rows `r0 − 1 ..< r1 + 1` of the 1×1 output available (those inside the image), computing only the
+    /// rows not yet computed for the previous band.
+    mutating func advance(image x: UnsafePointer<Float>, rows r0: Int, _ r1: Int) {
+        let newBase = r0 - 1, w = width, plane = height * width, slotStride = slots * w
+        // Keep the rows the previous band already computed (the halo), moved to their new slots.
+        let keepFrom = Swift.max(newBase, 0)
+        if computedEnd > keepFrom && newBase != base {
+            let count = (computedEnd - keepFrom) * w, from = (keepFrom - base) * w, to = (keepFrom - newBase) * w
+            for ch in 0..<mid { (band + ch * slotStride + to).update(from: band + ch * slotStride + from, count: count) }
+        }
+        base = newBase
+        let g0 = Swift.max(computedEnd, 0), g1 = Swift.min(r1 + 1, height)
+        guard g1 > g0 else { return }
+        let pixels = (g1 - g0) * w
+        layerNorm(x + g0 * w, sourceStride: plane, pixels: pixels)
+        let out = band + (g0 - base) * w
+        if let bias = pointwiseBias {
+            for ch in 0..<mid { (out + ch * slotStride).update(repeating: bias[ch], count: pixels) }
+        }
+        BLAS.sgemm(m: mid, n: pixels, k: channels, a: pointwise, lda: channels, b: normed, ldb: pixels,
+                   beta: pointwiseBias == nil ? 0 : 1, c: out, ldc: slotStride)
+        computedEnd = g1
+    }
+
+    /// Restormer's channel LayerNorm of `pixels` consecutive pixels (channel planes `sourceStride` apart) into
+    /// `normed` (`[channels, pixels]`), with the arithmetic of `Tensor.layerNormChannels`.
+    private func layerNorm(_ x: UnsafePointer<Float>, sourceStride: Int, pixels: Int) {
+        let c = channels, invC = 1 / Float(c), dst = normed
+        let wp = normWeight, bp = normBias, eps = eps
+        let block = 256
+        Parallel.forEach((pixels + block - 1) / block, cost: 3 * c * block) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { scratch in
+                let mu = scratch.baseAddress!, rs = mu + block
+                for b in range {
+                    let p0 = b * block, len = Swift.min(block, pixels - p0)
+                    let x0 = x + p0, y0 = dst + p0
+                    rs.update(repeating: 0, count: len)
+                    for ch in 1..<c {
+                        let xc = x0 + ch * sourceStride
+                        for j in 0..<len { rs[j] += xc[j] - x0[j] }
+                    }
+                    for j in 0..<len { mu[j] = x0[j] + rs[j] * invC }
+                    rs.update(repeating: 0, count: len)
+                    for ch in 0..<c {
+                        let xc = x0 + ch * sourceStride
+                        for j in 0..<len { let d = xc[j] - mu[j]; rs[j] += d * d }
+                    }
+                    for j in 0..<len { rs[j] = 1 / (rs[j] * invC + eps).squareRoot() }
+                    if let bp {
+                        for ch in 0..<c {
+                            let xc = x0 + ch * sourceStride, yc = y0 + ch * pixels, w = wp[ch], bv = bp[ch]
+                            for j in 0..<len { yc[j] = (xc[j] - mu[j]) * rs[j] * w + bv }
+                        }
+                    } else {
+                        for ch in 0..<c {
+                            let xc = x0 + ch * sourceStride, yc = y0 + ch * pixels, w = wp[ch]
+                            for j in 0..<len { yc[j] = xc[j] * (rs[j] * w) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row `oh` (global, inside the current band) of the depthwise 3×3 (padding 1) of channel `ch` into `row`,
+    /// with the arithmetic of `conv2d`'s depthwise kernel (bias, then the three taps of each kernel row).
+    @inline(__always)
+    func convolveRow(channel ch: Int, row oh: Int, into row: UnsafeMutablePointer<Float>) {
+        let w = width
+        row.update(repeating: depthwiseBias?[ch] ?? 0, count: w)
+        let k = depthwise + ch * 9, plane = band + ch * slots * w
+        for ki in 0..<3 {
+            let ih = oh - 1 + ki
+            if ih < 0 || ih >= height { continue }
+            let line = plane + (ih - base) * w
+            let w0 = k[ki * 3], w1 = k[ki * 3 + 1], w2 = k[ki * 3 + 2]
+            if w > 1 {
+                row[0] += w1 * line[0] + w2 * line[1]
+                for ow in 1..<(w - 1) { row[ow] += w0 * line[ow - 1] + w1 * line[ow] + w2 * line[ow + 1] }
+                row[w - 1] += w0 * line[w - 2] + w1 * line[w - 1]
+            } else {
+                row[0] += w1 * line[0]
+            }
+        }
+    }
+}
+
+extension RestormerTransformerBlock {
+    /// The bytes of 1×1-convolution output one row band of the inference path may hold (at least one row is
+    /// always taken). 4 MiB keeps a band and its LayerNorm rows within the L2/L3 caches; a tuning knob, not
+    /// thread-safe to change while a forward pass runs.
+    public static var inferenceBandBytes = 4 << 20
+
+    /// Whether this call may take the fused inference path: nothing needs a gradient.
+    func runsInference(_ x: Tensor) -> Bool {
+        if !GradMode.isEnabled { return true }
+        if x.requiresGrad { return false }
+        return !parameters().contains { $0.requiresGrad }
+    }
+
+    /// `y = x + attn(norm1(x))`, then `y + ffn(norm2(y))`, without recording and without the intermediates.
+    ///
+    /// - Parameter x: `[N, dim, H, W]`.
+    /// - Returns: `[N, dim, H, W]`.
+    func inferenceForward(_ x: Tensor) -> Tensor {
+        let y: Tensor = noGrad {
+            let mixed = attentionInput(x)
+            let attended = Tensor.mdtaAttention(qkv: mixed, temperature: attn.temperature, heads: attn.numHeads)
+            return Self.pointwiseResidual(attended, attn.project_out, adding: x)
+        }
+        return noGrad { feedForwardResidual(y) }
+    }
+
+    /// `qkv_dwconv(qkv(norm1(x)))`, `[N, 3·dim, H, W]`, band by band.
+    private func attentionInput(_ x: Tensor) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let mid = attn.qkv.weight.shape[0]
+        let out = Tensor(uninitialized: [n, mid, h, w])
+        var stage = BandedNormPointwiseDepthwise(
+            channels: c, height: h, width: w, mid: mid, budgetBytes: Self.inferenceBandBytes,
+            norm: (norm1.body.weight, norm1.body.bias), eps: 1e-5, pointwise: attn.qkv, depthwise: attn.qkv_dwconv)
+        defer { stage.deallocate() }
+        let plane = h * w
+        for image in 0..<n {
+            stage.reset()
+            let xi = UnsafePointer(x.pointer + image * c * plane), oi = out.pointer + image * mid * plane
+            for r0 in stride(from: 0, to: h, by: stage.rowsPerBand) {
+                let r1 = Swift.min(h, r0 + stage.rowsPerBand)
+                stage.advance(image: xi, rows: r0, r1)
+                let s = stage
+                Parallel.forEach(mid, cost: (r1 - r0) * w * 12) { channels in
+                    for ch in channels {
+                        for oh in r0..<r1 { s.convolveRow(channel: ch, row: oh, into: oi + ch * plane + oh * w) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `y + project_out(gelu(x₁)·x₂)` with `x₁, x₂ = dwconv(project_in(norm2(y)))`, band by band.
+    private func feedForwardResidual(_ y: Tensor) -> Tensor {
+        let (n, c, h, w) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
+        let mid = ffn.project_in.weight.shape[0], hidden = mid / 2
+        let out = Tensor(uninitialized: y.shape)
+        var stage = BandedNormPointwiseDepthwise(
+            channels: c, height: h, width: w, mid: mid, budgetBytes: Self.inferenceBandBytes,
+            norm: (norm2.body.weight, norm2.body.bias), eps: 1e-5, pointwise: ffn.project_in, depthwise: ffn.dwconv)
+        let gate = UnsafeMutablePointer<Float>.allocate(capacity: hidden * stage.rowsPerBand * w)
+        defer { stage.deallocate(); gate.deallocate() }
+        let plane = h * w
+        let projectOut = UnsafePointer(ffn.project_out.weight.pointer), outBias = ffn.project_out.bias?.pointer
+        for image in 0..<n {
+            stage.reset()
+            let yi = UnsafePointer(y.pointer + image * c * plane), oi = out.pointer + image * c * plane
+            for r0 in stride(from: 0, to: h, by: stage.rowsPerBand) {
+                let r1 = Swift.min(h, r0 + stage.rowsPerBand), pixels = (r1 - r0) * w
+                stage.advance(image: yi, rows: r0, r1)
+                let s = stage
+                Parallel.forEach(hidden, cost: pixels * 24) { channels in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * w) { scratch in
+                        let first = scratch.baseAddress!, second = first + w
+                        for ch in channels {
+                            for oh in r0..<r1 {
+                                s.convolveRow(channel: ch, row: oh, into: first)
+                                s.convolveRow(channel: ch + hidden, row: oh, into: second)
+                                let g = gate + ch * pixels + (oh - r0) * w
+                                for ow in 0..<w { g[ow] = FastMath.gelu(first[ow]) * second[ow] }
+                            }
+                        }
+                    }
+                }
+                // out = y (+ bias) + W_po · gate, for the band's rows of every channel.
+                for ch in 0..<c {
+                    let src = yi + ch * plane + r0 * w, dst = oi + ch * plane + r0 * w
+                    if let outBias {
+                        let b = outBias[ch]
+                        for p in 0..<pixels { dst[p] = src[p] + b }
+                    } else {
+                        dst.update(from: src, count: pixels)
+                    }
+                }
+                BLAS.sgemm(m: c, n: pixels, k: hidden, a: projectOut, lda: hidden, b: gate, ldb: pixels,
+                           beta: 1, c: oi + r0 * w, ldc: plane)
+            }
+        }
+        return out
+    }
+
+    /// `residual + conv1x1(x)` (weight `[C, Cin, 1, 1]`, optional bias): one GEMM accumulated onto a copy of the
+    /// residual. No gradient.
+    static func pointwiseResidual(_ x: Tensor, _ conv: Conv2d, adding residual: Tensor) -> Tensor {
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let cout = conv.weight.shape[0], plane = h * w
+        precondition(residual.shape == [n, cout, h, w], "pointwiseResidual: residual \(residual.shape) for \([n, cout, h, w])")
+        let out = Tensor(uninitialized: residual.shape)
+        let src = residual.pointer, dst = out.pointer
+        if let bias = conv.bias?.pointer {
+            Parallel.forEach(n * cout, cost: plane) { planes in
+                for p in planes {
+                    let b = bias[p % cout], s = src + p * plane, d = dst + p * plane
+                    for i in 0..<plane { d[i] = s[i] + b }
+                }
+            }
+        } else {
+            dst.update(from: src, count: residual.count)
+        }
+        for image in 0..<n {
+            BLAS.sgemm(m: cout, n: plane, k: cin, a: conv.weight.pointer, lda: cin, b: x.pointer + image * cin * plane,
+                       beta: 1, c: dst + image * cout * plane)
+        }
+        return out
+    }
+}
