@@ -113,7 +113,8 @@ public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
 
     /// The teacher's taps on `images` (`[B, 3, H, W]` in [−1, 1]); gradients flow through the frozen teacher to the images.
     public func features(_ images: Tensor) -> [Tensor] {
-        let recorder = FeatureTaps(Set(taps))
+        // Only the encoder runs: the decoder's activations would be recorded for nothing when φ(S) needs gradients.
+        let recorder = FeatureTaps(Set(taps), stopsEarly: true)
         _ = teacher.forward(images, taps: recorder)
         return taps.map { recorder[$0]! }
     }
