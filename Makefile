@@ -30,6 +30,24 @@ test: deps
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build --disable-swift-testing
 
+## The embedded default (the README's main command): installs Debian's mate-backgrounds photographs if missing,
+## builds `skd` in release mode and runs `skd demo` — a teacher, students distilled with skd and none, a table and
+## a side-by-side PNG in runs/demo. Scale it up with e.g. DEMO_ARGS="--teacher-iterations 4000 --student-iterations 2000".
+DEMO_ARGS  ?=
+demo: deps
+	@start=$$(date +%s); \
+	missing=""; for p in $(DEMO_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing || exit 1; \
+	fi; \
+	$(SWIFT) build $(SWIFTFLAGS) --product skd || exit 1; \
+	"$$($(SWIFT) build $(SWIFTFLAGS) --show-bin-path)/skd" demo $(DEMO_ARGS) || exit 1; \
+	echo "make demo wall time (install, build and run): $$(( $$(date +%s) - start )) s"
+
 ## The benchmark suite: micro-kernels and 512x512 end-to-end inference.
 bench: deps
 	$(SWIFT) run $(SWIFTFLAGS) skd-bench

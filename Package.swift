@@ -21,8 +21,14 @@ let package = Package(
         .library(name: "SKDModels", targets: ["SKDModels"]),
         .library(name: "SKDDistill", targets: ["SKDDistill"]),
         .library(name: "SKDImage", targets: ["SKDImage"]),
+        .library(name: "SwiftSKD", targets: ["SwiftSKD"]),
+        .executable(name: "skd", targets: ["skd"]),
     ],
-    dependencies: [],
+    dependencies: [
+        // YAML options files (SKDDistill's RunConfiguration) and the command line (the `skd` executable only).
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
     targets: [
         // MARK: - C system libraries (internal to the Swift targets that wrap them)
         .systemLibrary(
@@ -68,7 +74,18 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "SKDDistill",
-            dependencies: ["SKDModels", "SKDImage", "SKDNN"],
+            dependencies: ["SKDModels", "SKDImage", "SKDNN", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
+
+        // MARK: - Umbrella and command line
+        // `import SwiftSKD` gives library users the whole public API.
+        .target(
+            name: "SwiftSKD",
+            dependencies: ["SKDTensor", "SKDNN", "SKDImage", "SKDModels", "SKDDistill"],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "skd",
+            dependencies: ["SwiftSKD", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings),
 
         // MARK: - Tests
@@ -96,6 +113,11 @@ let package = Package(
         .testTarget(
             name: "SKDDistillTests",
             dependencies: ["SKDDistill", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        // Runs the built `skd` executable as a subprocess (bad-input errors, exit codes, interrupt and resume).
+        .testTarget(
+            name: "SKDCommandTests",
+            dependencies: ["SwiftSKD", "SKDTestSupport"],
             swiftSettings: swiftSettings),
 
         // MARK: - Benchmarks

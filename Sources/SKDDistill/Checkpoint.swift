@@ -20,12 +20,14 @@ public struct CheckpointState: Codable, Equatable {
     public var iteration: Int
     /// The training sampler's position (its batches are a function of seed and index).
     public var sampler: TrainingSampler.State
-    /// The best validation PSNR so far (RGB, dB) and the iteration it was reached at.
+    /// The best validation PSNR so far (RGB, dB).
     public var bestPSNR: Double?
+    /// The iteration `bestPSNR` was reached at.
     public var bestIteration: Int?
     /// The full resolved configuration of the run, as JSON text.
     public var config: String
 
+    /// A state with every field given.
     public init(iteration: Int, sampler: TrainingSampler.State, bestPSNR: Double?, bestIteration: Int?, config: String) {
         self.iteration = iteration; self.sampler = sampler; self.bestPSNR = bestPSNR; self.bestIteration = bestIteration; self.config = config
     }
@@ -33,9 +35,12 @@ public struct CheckpointState: Codable, Equatable {
 
 /// A checkpoint failed to load or save; the message names the file.
 public enum CheckpointError: Error, CustomStringConvertible {
+    /// The folder holds no complete checkpoint.
     case missing(URL)
+    /// A file of the checkpoint cannot be used; the string says why.
     case invalid(URL, String)
 
+    /// A one-line message naming the file.
     public var description: String {
         switch self {
         case let .missing(url): return "\(url.path): no checkpoint there (expected model.safetensors, optimizer.safetensors, state.json)"

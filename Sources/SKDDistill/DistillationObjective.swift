@@ -48,6 +48,7 @@ public struct DistillationOptions: Codable, Equatable, Sendable {
     /// Weight of L1(S_r, T_r) for `output-kd`.
     public var outputKDWeight: Float = 1
 
+    /// The defaults: SKD with the paper's weights and the ratio contrastive form.
     public init() {}
 }
 
@@ -97,7 +98,9 @@ public protocol ContrastiveFeatureExtractor: AnyObject {
 public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
     let teacher: any TappedModel
     let taps: [String]
+    /// Names the taps used.
     public var summary: String { "teacher encoder taps \(taps.joined(separator: ", "))" }
+    /// Equal weights.
     public var defaultWeights: [Float] { [Float](repeating: 1, count: taps.count) }
 
     /// - Parameters:
@@ -108,8 +111,10 @@ public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
         self.taps = taps ?? Array(DistillationTaps.defaults(for: teacher).prefix(3))
     }
 
+    /// The teacher's taps on `images` (`[B, 3, H, W]` in [−1, 1]); gradients flow through the frozen teacher to the images.
     public func features(_ images: Tensor) -> [Tensor] {
-        let recorder = FeatureTaps(Set(taps))
+        // Only the encoder runs: the decoder's activations would be recorded for nothing when φ(S) needs gradients.
+        let recorder = FeatureTaps(Set(taps), stopsEarly: true)
         _ = teacher.forward(images, taps: recorder)
         return taps.map { recorder[$0]! }
     }

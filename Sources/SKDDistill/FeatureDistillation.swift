@@ -24,6 +24,7 @@ public struct FeatureLossOptions: Codable, Equatable, Sendable {
     /// Rows of the spatial attention map computed per tile (`nil`: about 8 MiB per tile buffer).
     public var spatialTileRows: Int? = nil
 
+    /// The defaults: σ = 1, α1 = 0.5, both branches, spatial threshold 4096 tokens.
     public init() {}
 }
 

@@ -19,6 +19,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var patchSize = 128
     /// The initial learning rate, annealed by a cosine to `minLearningRate` over `iterations`.
     public var learningRate: Float = 2e-4
+    /// The learning rate at the end of the run (η_min).
     public var minLearningRate: Float = 1e-6
     /// Adam's L2 weight decay.
     public var weightDecay: Float = 0
@@ -37,6 +38,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Background decoding threads of the sampler.
     public var workers = 1
 
+    /// The paper's schedule: 1000 iterations of batch 8 at 128×128, Adam 2e-4 → 1e-6.
     public init() {}
 }
 
@@ -47,6 +49,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     /// SIGINT or SIGTERM: a checkpoint was written.
     case interrupted(iteration: Int, checkpoint: URL)
 
+    /// A one-line message for the user, naming the term or the checkpoint.
     public var description: String {
         switch self {
         case let .nonFinite(term, iteration, checkpoint):
@@ -63,8 +66,9 @@ public struct TrainingSummary {
     public var iterations: Int
     /// The last logged loss terms.
     public var lastTerms: [String: Float]
-    /// The best validation PSNR (RGB dB) and its iteration, when validation ran.
+    /// The best validation PSNR (RGB dB), when validation ran.
     public var bestPSNR: Double?
+    /// The iteration of `bestPSNR`.
     public var bestIteration: Int?
     /// Training throughput, images per second (excluding validation).
     public var imagesPerSecond: Double
@@ -74,9 +78,13 @@ public struct TrainingSummary {
 
 /// Runs the optimisation of a `DistillationObjective` on a dataset.
 public final class Trainer {
+    /// What is optimised (student, projectors) and how the loss is computed.
     public let objective: DistillationObjective
+    /// The training pairs (random crops are cut from them).
     public let training: any PairedImageSource
+    /// The validation pairs, evaluated whole; `nil` disables validation.
     public let validation: (any PairedImageSource)?
+    /// Schedule and bookkeeping.
     public let options: TrainingOptions
     /// Where logs, samples, checkpoints and the plot go.
     public let runDirectory: URL
@@ -87,6 +95,7 @@ public final class Trainer {
     /// Stop (with a checkpoint, as on SIGINT) once this many iterations are complete; for tests and time-boxed runs.
     public var stopAfter: Int? = nil
 
+    /// A trainer writing into `runDirectory`; `configJSON` is stored in checkpoints and weight files.
     public init(objective: DistillationObjective, training: any PairedImageSource, validation: (any PairedImageSource)?,
                 options: TrainingOptions, runDirectory: URL, configJSON: String) {
         self.objective = objective; self.training = training; self.validation = validation

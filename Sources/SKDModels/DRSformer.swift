@@ -230,12 +230,16 @@ public final class DRSformer: Module, TappedModel {
         }
         let out_enc_level1 = run(encoder_level1, inp_enc_level1)
         taps?.record("encoder_level1", out_enc_level1)
+        if taps?.isComplete == true { return out_enc_level1 }
         let out_enc_level2 = run(encoder_level2, down1_2(out_enc_level1))
         taps?.record("encoder_level2", out_enc_level2)
+        if taps?.isComplete == true { return out_enc_level2 }
         let out_enc_level3 = run(encoder_level3, down2_3(out_enc_level2))
         taps?.record("encoder_level3", out_enc_level3)
+        if taps?.isComplete == true { return out_enc_level3 }
         let lat = run(latent, down3_4(out_enc_level3))
         taps?.record("latent", lat)
+        if taps?.isComplete == true { return lat }
 
         let inp_dec_level3 = reduce_chan_level3(Tensor.concat([up4_3(lat), out_enc_level3], axis: 1))
         let out_dec_level3 = run(decoder_level3, inp_dec_level3)

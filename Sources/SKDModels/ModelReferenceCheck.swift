@@ -17,6 +17,7 @@ public struct ReferenceComparison: Sendable {
     /// Whether `relativeError ≤ tolerance`.
     public var passed: Bool { relativeError <= tolerance }
 
+    /// A comparison result.
     public init(name: String, relativeError: Double, tolerance: Double) {
         self.name = name; self.relativeError = relativeError; self.tolerance = tolerance
     }
@@ -29,6 +30,7 @@ public enum ReferenceCheckError: Error, CustomStringConvertible {
     /// The file's kind is not one SwiftSKD knows.
     case unknownKind(file: String, detail: String)
 
+    /// A one-line message naming the file.
     public var description: String {
         switch self {
         case let .missing(file, what): return "\(file): missing \(what)"

@@ -25,10 +25,14 @@ extension Restormer {
 
 /// A problem with a model description; the message names the offending value.
 public enum ModelSpecError: Error, CustomStringConvertible {
+    /// No preset has this name.
     case unknownPreset(String)
+    /// The `arch` field names no supported family.
     case unknownArchitecture(String)
+    /// The description is malformed; the string says how.
     case invalid(String)
 
+    /// A one-line message naming the offending value.
     public var description: String {
         switch self {
         case let .unknownPreset(name): return "unknown preset '\(name)'; known presets: \(ModelSpec.presetNames.joined(separator: ", "))"
@@ -40,8 +44,11 @@ public enum ModelSpecError: Error, CustomStringConvertible {
 
 /// An architecture with its constructor arguments.
 public enum ModelSpec: Equatable {
+    /// Restormer (swz30/Restormer).
     case restormer(RestormerConfig)
+    /// Uformer (ZhendongWang6/Uformer).
     case uformer(UformerConfig)
+    /// DRSformer (cschenxiang/DRSformer).
     case drsformer(DRSformerConfig)
 
     /// The family name, as in the `arch` field.

@@ -17,8 +17,24 @@ public final class FeatureTaps {
     /// The tap names in the order they were recorded.
     public private(set) var order: [String] = []
 
-    /// - Parameter wanted: the tap names to keep; `nil` for all.
-    public init(_ wanted: Set<String>? = nil) { self.wanted = wanted }
+    /// Whether a forward pass may end as soon as every wanted tap is recorded (see `isComplete`).
+    public let stopsEarly: Bool
+
+    /// - Parameters:
+    ///   - wanted: the tap names to keep; `nil` for all.
+    ///   - stopsEarly: let the model end its forward pass once every wanted tap is recorded. Feature extractors
+    ///     set it: a frozen teacher used as φ then runs (and, with gradients, records) only its encoder.
+    public init(_ wanted: Set<String>? = nil, stopsEarly: Bool = false) {
+        self.wanted = wanted
+        self.stopsEarly = stopsEarly
+    }
+
+    /// True when `stopsEarly` is set and every wanted tap has been recorded: the model may return at once
+    /// (its return value is then the last tap, not an image).
+    public var isComplete: Bool {
+        guard stopsEarly, let wanted else { return false }
+        return wanted.allSatisfy { features[$0] != nil }
+    }
 
     /// Records `tensor` under `name` when it is wanted, and returns it unchanged so calls can be chained.
     @discardableResult

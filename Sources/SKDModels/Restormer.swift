@@ -218,11 +218,17 @@ public final class Restormer: Module, TappedModel {
         func run(_ blocks: [RestormerTransformerBlock], _ x: Tensor) -> Tensor { blocks.reduce(x) { $1($0) } }
         func tap(_ name: String, _ y: Tensor) -> Tensor { taps?.record(name, y) ?? y }
 
+        // Feature extractors that need only encoder taps stop as soon as they have them (FeatureTaps.isComplete).
         let inpEncLevel1 = tap("patch_embed", patch_embed(x))
+        if taps?.isComplete == true { return inpEncLevel1 }
         let outEncLevel1 = tap("encoder_level1", run(encoder_level1, inpEncLevel1))
+        if taps?.isComplete == true { return outEncLevel1 }
         let outEncLevel2 = tap("encoder_level2", run(encoder_level2, down1_2(outEncLevel1)))
+        if taps?.isComplete == true { return outEncLevel2 }
         let outEncLevel3 = tap("encoder_level3", run(encoder_level3, down2_3(outEncLevel2)))
+        if taps?.isComplete == true { return outEncLevel3 }
         let latentOut = tap("latent", run(latent, down3_4(outEncLevel3)))
+        if taps?.isComplete == true { return latentOut }
 
         let inpDecLevel3 = reduce_chan_level3(Tensor.concat([up4_3(latentOut), outEncLevel3], axis: 1))
         let outDecLevel3 = tap("decoder_level3", run(decoder_level3, inpDecLevel3))

@@ -613,19 +613,24 @@ public final class Uformer: Module, TappedModel {
         taps?.record("input_proj", y)
         let conv0 = encoderlayer_0.forward(y, height: h, width: w)
         taps?.record("encoderlayer_0", conv0)
+        if taps?.isComplete == true { return conv0 }
         let pool0 = dowsample_0.forward(conv0, height: h, width: w)
         let conv1 = encoderlayer_1.forward(pool0, height: h / 2, width: w / 2)
         taps?.record("encoderlayer_1", conv1)
+        if taps?.isComplete == true { return conv1 }
         let pool1 = dowsample_1.forward(conv1, height: h / 2, width: w / 2)
         let conv2 = encoderlayer_2.forward(pool1, height: h / 4, width: w / 4)
         taps?.record("encoderlayer_2", conv2)
+        if taps?.isComplete == true { return conv2 }
         let pool2 = dowsample_2.forward(conv2, height: h / 4, width: w / 4)
         let conv3 = encoderlayer_3.forward(pool2, height: h / 8, width: w / 8)
         taps?.record("encoderlayer_3", conv3)
+        if taps?.isComplete == true { return conv3 }
         let pool3 = dowsample_3.forward(conv3, height: h / 8, width: w / 8)
 
         let conv4 = conv.forward(pool3, height: h / 16, width: w / 16)
         taps?.record("conv", conv4)
+        if taps?.isComplete == true { return conv4 }
 
         let up0 = upsample_0.forward(conv4, height: h / 16, width: w / 16)
         let deconv0 = decoderlayer_0.forward(Tensor.concat([up0, conv3], axis: 2), height: h / 8, width: w / 8)

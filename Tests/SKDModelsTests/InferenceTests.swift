@@ -47,3 +47,55 @@ final class InferenceTests: XCTestCase {
         XCTAssertFalse(tiled.requiresGrad)
     }
 }
+
+/// A training-mode forward pass that is abandoned (no backward) frees its whole graph, for every family.
+final class ModelGraphLifetimeTests: XCTestCase {
+    func testAbandonedForwardPassesAreFreed() throws {
+        let specs: [[String: Any]] = [
+            ["arch": "restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1],
+            ["arch": "drsformer", "dim": 8, "num_blocks": [1, 1, 1, 1], "mefc": true],
+            ["arch": "uformer", "img_size": 32, "embed_dim": 8, "depths": [1, 1, 1, 1, 1, 1, 1, 1, 1], "win_size": 4, "modulator": true],
+        ]
+        for spec in specs {
+            let model = try ModelSpec(dictionary: spec).makeModel()
+            weak var weakOutput: Tensor?
+            weak var weakTap: Tensor?
+            do {
+                let taps = FeatureTaps()
+                let out = model.forward(randomTensor([1, 3, 32, 32], seed: 1), taps: taps)
+                XCTAssertTrue(out.requiresGrad)
+                weakOutput = out
+                weakTap = taps.features.values.first
+            }
+            XCTAssertNil(weakOutput, "\(spec["arch"]!): the output of an abandoned forward pass leaked")
+            XCTAssertNil(weakTap, "\(spec["arch"]!): a tap of an abandoned forward pass leaked")
+        }
+    }
+}
+
+/// Feature extractors end the forward pass once their taps are recorded; the taps equal a full pass's.
+final class EarlyStopTests: XCTestCase {
+    func testForwardStopsAfterTheLastWantedTap() throws {
+        let cases: [([String: Any], String, String)] = [
+            (["arch": "restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1], "encoder_level2", "latent"),
+            (["arch": "drsformer", "dim": 8, "num_blocks": [1, 1, 1, 1], "mefc": false], "encoder_level2", "latent"),
+            (["arch": "uformer", "img_size": 32, "embed_dim": 8, "depths": [1, 1, 1, 1, 1, 1, 1, 1, 1], "win_size": 4], "encoderlayer_1", "conv"),
+        ]
+        for (spec, wanted, later) in cases {
+            let model = try ModelSpec(dictionary: spec).makeModel()
+            let x = randomTensor([1, 3, 32, 32], seed: 5)
+            let full = FeatureTaps()
+            _ = noGrad { model.forward(x, taps: full) }
+            let early = FeatureTaps([wanted], stopsEarly: true)
+            let returned = noGrad { model.forward(x, taps: early) }
+            XCTAssertTrue(early.isComplete)
+            XCTAssertLessThan(relativeError(try XCTUnwrap(early[wanted]), try XCTUnwrap(full[wanted])), 1e-7, "\(spec["arch"]!)")
+            XCTAssertTrue(returned === early[wanted], "\(spec["arch"]!): returns the last tap")
+            XCTAssertNotNil(full[later])
+            // Without stopsEarly the same wanted set runs the whole network.
+            let whole = FeatureTaps([wanted])
+            XCTAssertFalse(whole.isComplete)
+            XCTAssertEqual(noGrad { model.forward(x, taps: whole) }.shape, [1, 3, 32, 32])
+        }
+    }
+}

@@ -83,3 +83,41 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertTrue(y.isLeaf)
     }
 }
+
+/// Graphs that are built but never back-propagated are freed (no reference cycles through backward closures).
+final class GraphLifetimeTests: XCTestCase {
+    private final class WeakBox { weak var tensor: Tensor?; init(_ t: Tensor) { tensor = t } }
+
+    func testAbandonedGraphsAreFreed() {
+        var boxes: [(String, WeakBox)] = []
+        do {
+            let x = randomTensor([4, 5], seed: 1)
+            x.requiresGrad = true
+            // Every op whose backward reads its own output, and a few that read their inputs.
+            let ops: [(String, (Tensor) -> Tensor)] = [
+                ("exp", { $0.exp() }), ("sigmoid", { $0.sigmoid() }), ("tanh", { $0.tanh() }), ("relu", { $0.relu() }),
+                ("sqrt", { ($0 * $0 + 1).sqrt() }), ("softmax", { $0.softmax() }), ("gelu", { $0.gelu() }),
+                ("layerNorm", { $0.layerNorm(weight: nil, bias: nil) }), ("l2Normalized", { $0.l2Normalized() }),
+            ]
+            for (name, op) in ops {
+                let y = op(x)
+                XCTAssertTrue(y.requiresGrad, name)
+                boxes.append((name, WeakBox(y)))
+            }
+        }
+        for (name, box) in boxes { XCTAssertNil(box.tensor, "the output of an abandoned \(name) leaked") }
+    }
+
+    func testBackwardReleasesTheGraph() {
+        weak var weakIntermediate: Tensor?
+        let x = randomTensor([3, 3], seed: 2)
+        x.requiresGrad = true
+        do {
+            let hidden = x.exp() * x
+            weakIntermediate = hidden
+            hidden.sum().backward()
+        }
+        XCTAssertNil(weakIntermediate)
+        XCTAssertNotNil(x.grad)
+    }
+}

@@ -1,0 +1,200 @@
+// `skd eval`: PSNR/SSIM (RGB and Y), parameters, GMACs and time per image of one or more models over a
+// paired folder or a clean folder with a named degradation.
+
+import ArgumentParser
+import Dispatch
+import Foundation
+import SwiftSKD
+
+/// One row of the evaluation table.
+struct EvaluationRow: Codable {
+    var model: String
+    var psnr: Double
+    var ssim: Double
+    var psnrY: Double
+    var ssimY: Double
+    /// Parameters (nil for the degraded input).
+    var parameters: Int?
+    /// Multiply-accumulates in billions at the statistics size.
+    var gmacs: Double?
+    /// Mean wall time of one whole-image restoration, milliseconds.
+    var msPerImage: Double?
+    var images: Int
+
+    enum CodingKeys: String, CodingKey {
+        case model, psnr, ssim, psnrY = "psnr_y", ssimY = "ssim_y", parameters, gmacs, msPerImage = "ms_per_image", images
+    }
+}
+
+/// Evaluation settings shared by `skd eval` and `skd demo`.
+struct EvaluationSettings {
+    var range: PixelRange = .minusOneToOne
+    var border = 0
+    var tile: Int? = nil
+    var tileOverlap = 32
+    var maxImages = 0
+    var seed: UInt64 = 0
+    /// The side of the square input at which GMACs are reported.
+    var macsSize = 256
+    /// When set, restorations are written to `<folder>/<model>/<name>.png`.
+    var saveFolder: URL? = nil
+    var includeInput = true
+}
+
+enum Evaluation {
+    /// Evaluates `models` on `source`; the first row is the degraded input itself when `includeInput`.
+    ///
+    /// Degraded inputs are generated once per image from (seed, index), so every model sees the same ones.
+    static func run(_ models: [NamedModel], on source: any PairedImageSource, settings: EvaluationSettings,
+                    progress: (String) -> Void = printError) throws -> [EvaluationRow] {
+        let iterator = ValidationIterator(source: source, range: settings.range, seed: settings.seed)
+        let count = settings.maxImages > 0 ? min(settings.maxImages, source.count) : source.count
+        var sums = [[Double]](repeating: [0, 0, 0, 0, 0], count: models.count + 1)
+        for model in models { model.model.eval() }
+        for index in 0..<count {
+            let sample = try iterator.sample(at: index)
+            let target = sample.targetImage
+            func measure(_ image: Image, into row: Int) {
+                sums[row][0] += Metrics.psnr(image, target, border: settings.border)
+                sums[row][1] += Metrics.ssim(image, target, border: settings.border)
+                sums[row][2] += Metrics.psnr(image, target, space: .y, border: settings.border)
+                sums[row][3] += Metrics.ssim(image, target, space: .y, border: settings.border)
+            }
+            measure(sample.inputImage.quantized(), into: 0)
+            for (m, named) in models.enumerated() {
+                if index == 0 {
+                    // One untimed pass: first-touch allocations and BLAS thread start-up are not the model's cost.
+                    _ = Inference.restore(named.model, sample.input, tile: settings.tile, tileOverlap: settings.tileOverlap)
+                }
+                let began = DispatchTime.now()
+                let restored = Inference.restore(named.model, sample.input, tile: settings.tile, tileOverlap: settings.tileOverlap)
+                sums[m + 1][4] += Double(DispatchTime.now().uptimeNanoseconds - began.uptimeNanoseconds) / 1e6
+                let image = Image(tensor: restored, range: settings.range)
+                measure(image, into: m + 1)
+                if let folder = settings.saveFolder {
+                    let directory = folder.appendingPathComponent(named.label)
+                    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                    let stem = (sample.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
+                    try image.write(to: directory.appendingPathComponent(stem + ".png"))
+                }
+            }
+            progress("evaluated \(index + 1)/\(count): \(sample.name)")
+        }
+        let n = Double(count)
+        var rows: [EvaluationRow] = []
+        if settings.includeInput {
+            rows.append(EvaluationRow(model: "input (degraded)", psnr: sums[0][0] / n, ssim: sums[0][1] / n, psnrY: sums[0][2] / n,
+                                      ssimY: sums[0][3] / n, parameters: nil, gmacs: nil, msPerImage: nil, images: count))
+        }
+        for (m, named) in models.enumerated() {
+            let s = sums[m + 1]
+            rows.append(EvaluationRow(model: named.label, psnr: s[0] / n, ssim: s[1] / n, psnrY: s[2] / n, ssimY: s[3] / n,
+                                      parameters: named.model.parameterCount,
+                                      gmacs: Double(named.model.multiplyAccumulates(height: settings.macsSize, width: settings.macsSize)) / 1e9,
+                                      msPerImage: s[4] / n, images: count))
+        }
+        return rows
+    }
+
+    /// The rows as the terminal table.
+    static func table(_ rows: [EvaluationRow], macsSize: Int) -> String {
+        var table = TextTable(header: ["model", "PSNR", "SSIM", "PSNR-Y", "SSIM-Y", "params (M)", "GMACs@\(macsSize)", "ms/image"])
+        for r in rows {
+            table.rows.append([r.model, formatted(r.psnr, 2), formatted(r.ssim, 4), formatted(r.psnrY, 2), formatted(r.ssimY, 4),
+                               formatted(r.parameters.map { Double($0) / 1e6 }, 3), formatted(r.gmacs, 2), formatted(r.msPerImage, 1)])
+        }
+        return table.render()
+    }
+
+    static func writeJSON(_ rows: [EvaluationRow], to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(rows).write(to: url, options: .atomic)
+    }
+
+    static func writeCSV(_ rows: [EvaluationRow], to url: URL) throws {
+        var lines = ["model,psnr,ssim,psnr_y,ssim_y,parameters,gmacs,ms_per_image,images"]
+        for r in rows {
+            let name = r.model.contains(",") || r.model.contains("\"") ? "\"" + r.model.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : r.model
+            lines.append([name, String(r.psnr), String(r.ssim), String(r.psnrY), String(r.ssimY), r.parameters.map(String.init) ?? "",
+                          r.gmacs.map { String($0) } ?? "", r.msPerImage.map { String($0) } ?? "", String(r.images)].joined(separator: ","))
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url, options: .atomic)
+    }
+}
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate models: PSNR/SSIM (RGB and Y), parameters, GMACs and mean time per image.",
+        discussion: "The first row is the degraded input itself. Models are weights files, checkpoint or run folders, optionally labelled: --model teacher=runs/teacher.")
+
+    @Option(help: ArgumentHelp("The test images: a paired folder, or clean images with --degradation. (required)", valueName: "folder"))
+    var data: String
+
+    @Option(help: ArgumentHelp("Synthesise degraded inputs from clean images: noise:25, rain, motion-blur:5-21, joined with +. (default: none, the folder is paired)", valueName: "spec"))
+    var degradation: String?
+
+    @Option(help: ArgumentHelp("Paired layout: auto, input-target, blur-sharp, sidd. (default: auto)", valueName: "layout"))
+    var layout: String?
+
+    @Option(name: .customLong("model"), help: ArgumentHelp("A model to evaluate, [label=]path (required; repeatable).", valueName: "label=path"))
+    var models: [String] = []
+
+    @Option(help: ArgumentHelp("The architecture of weights files that name none (converted official weights), e.g. restormer. (default: the one each file names)", valueName: "preset"))
+    var preset: String?
+
+    @Option(help: ArgumentHelp("Pixel range the models work in: -1-1 (SwiftSKD training) or 0-1 (official released weights). (default: -1-1)", valueName: "range"))
+    var range: PixelRange = .minusOneToOne
+
+    @Option(help: ArgumentHelp("Pixels removed from every side before measuring. (default: 0)", valueName: "n"))
+    var border = 0
+
+    @Option(help: ArgumentHelp("Restore in overlapping tiles of this side (for large images). (default: whole images)", valueName: "pixels"))
+    var tile: Int?
+
+    @Option(help: ArgumentHelp("Overlap of neighbouring tiles. (default: 32)", valueName: "pixels"))
+    var tileOverlap = 32
+
+    @Option(help: ArgumentHelp("Evaluate at most n images, 0 for all. (default: 0)", valueName: "n"))
+    var maxImages = 0
+
+    @Option(help: ArgumentHelp("Seed of the synthetic degradations. (default: 0)", valueName: "n"))
+    var seed = 0
+
+    @Option(help: ArgumentHelp("Report GMACs for a square input of this side. (default: 256)", valueName: "pixels"))
+    var macsSize = 256
+
+    @Option(help: ArgumentHelp("Also write the table as JSON to this file. (default: none)", valueName: "file"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("Also write the table as CSV to this file. (default: none)", valueName: "file"))
+    var csv: String?
+
+    @Option(help: ArgumentHelp("Write each model's restorations as PNG to <folder>/<label>/. (default: none)", valueName: "folder"))
+    var save: String?
+
+    func run() throws {
+        try reportingErrors {
+            guard !models.isEmpty else { throw RunConfigurationError("give at least one --model (weights file, checkpoint or run folder)") }
+            guard seed >= 0, macsSize > 0, border >= 0, maxImages >= 0 else { throw RunConfigurationError("--seed, --border and --max-images must be ≥ 0, --macs-size positive") }
+            var dataset = DatasetConfiguration(root: data, degradation: degradation)
+            if let layout, layout.lowercased() != "auto" {
+                guard let l = PairedDataset.Layout(optionName: layout) else { throw RunConfigurationError("--layout: unknown layout '\(layout)'; known: auto, input-target, blur-sharp, sidd") }
+                dataset.layout = l
+            }
+            let source = try dataset.makeSource(role: "test")
+            try DataProbe.check(source, role: "test", minimumSide: 2 * Metrics.ssimRadius + 1 + 2 * border)
+            let architecture = try preset.map { try ModelSpec.preset($0) }
+            let loaded = try models.map { try NamedModel.load($0, architecture: architecture) }
+            var settings = EvaluationSettings()
+            settings.range = range; settings.border = border; settings.tile = tile; settings.tileOverlap = tileOverlap
+            settings.maxImages = maxImages; settings.seed = UInt64(seed); settings.macsSize = macsSize
+            settings.saveFolder = save.map { URL(fileURLWithPath: $0) }
+            let rows = try Evaluation.run(loaded, on: source, settings: settings)
+            print(Evaluation.table(rows, macsSize: macsSize))
+            if let json { try Evaluation.writeJSON(rows, to: URL(fileURLWithPath: json)) }
+            if let csv { try Evaluation.writeCSV(rows, to: URL(fileURLWithPath: csv)) }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+// `skd info`: what a preset or a weights file holds — architecture, parameters, GMACs at a size, taps.
+
+import ArgumentParser
+import Foundation
+import SwiftSKD
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show the architecture, parameter count and GMACs of presets or trained weights.",
+        discussion: "Presets: \(ModelSpec.presetNames.joined(separator: ", ")).")
+
+    @Argument(help: ArgumentHelp("Preset names, weights files, checkpoint or run folders.", valueName: "model"))
+    var models: [String]
+
+    @Option(help: ArgumentHelp("Height of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
+    var height = 256
+
+    @Option(help: ArgumentHelp("Width of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
+    var width = 256
+
+    @Flag(help: "Also print each network's full description as JSON. (default: off)")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard height > 0, width > 0 else { throw RunConfigurationError("--height and --width must be positive") }
+            var table = TextTable(header: ["model", "architecture", "params (M)", "GMACs@\(height)x\(width)", "taps"])
+            var descriptions: [String] = []
+            for argument in models {
+                let named = try NamedModel.load(argument, allowPreset: true)
+                let gmacs = Double(named.model.multiplyAccumulates(height: height, width: width)) / 1e9
+                table.rows.append([argument, named.spec.architecture, String(format: "%.3f", Double(named.model.parameterCount) / 1e6),
+                                   String(format: "%.2f", gmacs), "\(named.model.tapNames.count)"])
+                descriptions.append("\(argument): \(named.spec.jsonString())")
+            }
+            print(table.render())
+            if json { print(descriptions.joined(separator: "\n")) }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+// `skd`: train, distil, evaluate and apply image-restoration transformers from the command line.
+
+import ArgumentParser
+import Foundation
+import SwiftSKD
+
+@main
+struct SKD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skd",
+        abstract: "Soft knowledge distillation for image-restoration transformers (Restormer, Uformer, DRSformer) on the CPU.",
+        discussion: """
+        Typical use: `skd train` a teacher (or use released weights), `skd distill` it into a small student, \
+        `skd eval` both, `skd restore` images with the student. `skd demo` runs the whole chain on photographs \
+        shipped by Debian's mate-backgrounds package. Every training option can also come from a YAML file \
+        (--config); flags override the file and `--set key.path=value` overrides both. See Docs/user-guide.md.
+        """,
+        subcommands: [TrainCommand.self, DistillCommand.self, EvalCommand.self, RestoreCommand.self, InfoCommand.self,
+                      ReferenceCheckCommand.self, PlotCommand.self, DemoCommand.self])
+}
