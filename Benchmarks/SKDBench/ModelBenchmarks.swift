@@ -36,8 +36,10 @@ func trainingStepBenchmark(teacher: String = "restormer", student: String = "res
     let label = method == .outputKD ? "L1 losses" : contrastive ? "full SKD loss" : "SKD loss w/o contrastive"
     // Forward + backward of the student ≈ 3× its forward; the teacher runs forward only. Loss terms not counted.
     let flops = Box(0.0)
+    // The full SKD step takes most of a minute at batch 8: two samples, no warm-up.
+    let settings = method == .skd && contrastive ? RunSettings(warmup: 0, minSamples: 2, minSeconds: 0, maxSamples: 2) : .long
     return Benchmark("train step \(teacher)->\(student) \(label) \(batch)x3x\(side)x\(side)", flops: flops.value,
-                     settings: .long) {
+                     settings: settings) {
         let teacherModel = presetModel(teacher)
         let studentModel = presetModel(student)
         flops.value = 2 * Double(batch) * (Double(teacherModel.multiplyAccumulates(height: side, width: side))
@@ -128,6 +130,27 @@ func lewinBenchmark(dim: Int, heads: Int, side: Int, window: Int = 8) -> Benchma
     }
 }
 
+/// A whole transformer block of Restormer / DRSformer under noGrad (the fused, banded inference paths).
+func transformerBlockBenchmarks(dim: Int, side: Int) -> [Benchmark] {
+    let pixels = side * side
+    let restormer = RestormerTransformerBlock(dim: dim, numHeads: 1, hiddenFeatures: Int(Double(dim) * 2.66), bias: false,
+                                              layerNormType: .withBias)
+    let drsformer = DRSformerTransformerBlock(dim: dim, num_heads: 1, ffn_expansion_factor: 2.66, bias: false,
+                                              LayerNorm_type: "WithBias")
+    return [
+        Benchmark("restormer block inference dim \(dim) 1x\(dim)x\(side)x\(side)",
+                  flops: 2 * Double(restormer.multiplyAccumulates(pixels: pixels))) {
+            let x = benchTensor([1, dim, side, side], seed: 38)
+            return { noGrad { _ = restormer(x) } }
+        },
+        Benchmark("drsformer block inference dim \(dim) 1x\(dim)x\(side)x\(side)",
+                  flops: 2 * Double(drsformer.multiplyAccumulates(height: side, width: side))) {
+            let x = benchTensor([1, dim, side, side], seed: 39)
+            return { noGrad { _ = drsformer(x) } }
+        },
+    ]
+}
+
 /// DRSformer's top-k sparse attention block on `[1, dim, side, side]`.
 func topKAttentionBenchmark(dim: Int, heads: Int, side: Int) -> Benchmark {
     let block = DRSformerAttention(dim: dim, num_heads: heads, bias: false)
@@ -178,6 +201,7 @@ let blockBenchmarks: [Benchmark] = [
     softmaxBenchmark(rows: 4096, length: 4096),
 ] + gateBenchmarks(hidden: 85, side: 512) + [
     mdtaBenchmark(dim: 32, heads: 1, side: 512),
+] + transformerBlockBenchmarks(dim: 32, side: 512) + [
     lewinBenchmark(dim: 32, heads: 1, side: 512),
     topKAttentionBenchmark(dim: 32, heads: 1, side: 512),
     msfnBenchmark(dim: 32, side: 512),
@@ -195,6 +219,6 @@ var endToEndBenchmarks: [Benchmark] { ModelSpec.presetNames.map { inferenceBench
     trainingStepBenchmark(method: .skd, batch: skdTrainingBatch),
 ] }
 
-/// The batch of the full-SKD training step (`--skd-batch`; default 2): its contrastive term back-propagates through
-/// the frozen teacher's encoder, whose stored activations make batch 8 need about 25 GB.
-var skdTrainingBatch = 2
+/// The batch of the full-SKD training step (`--skd-batch`; default 8, which needs about 12 GB: the contrastive
+/// term back-propagates through the frozen teacher's encoder, whose activations are stored).
+var skdTrainingBatch = 8

@@ -3,12 +3,13 @@
 // rate of the same run, which makes figures comparable across machines.
 //
 //   swift run -c release skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S]
-//                                  [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--list]
+//                                  [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--band-kib N] [--list]
 //
 // A benchmark runs when its name contains any FILTER (case-insensitive), or always when no filter is given.
 // New benchmarks are added as entries of a list (see KernelBenchmarks.swift) and joined into `allBenchmarks`.
 
 import Foundation
+import SKDModels
 import SKDTensor
 
 var allBenchmarks: [Benchmark] { kernelBenchmarks + blockBenchmarks + endToEndBenchmarks }
@@ -17,7 +18,7 @@ let referenceName = "sgemm 2048x2048x2048"
 
 func usage() -> Never {
     print("""
-    usage: skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S] [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--list]
+    usage: skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S] [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--band-kib N] [--list]
       FILTER       run only benchmarks whose name contains one of the filters (case-insensitive)
       --json PATH  where to write the results (default .build/bench-results.json)
       --samples N  exactly N timed runs for every benchmark (default: at least 5 and 1 s; 3 for end-to-end runs)
@@ -27,7 +28,8 @@ func usage() -> Never {
       --threads N  OpenBLAS and kernel threads (default: all cores)
       --cache-mb N the cap of the tensor-buffer cache (TensorMemory.cacheLimitBytes; 0 disables it)
       --train-batch N  the batch of the training-step benchmarks (default 8)
-      --skd-batch N    the batch of the full-SKD training step (default 2; batch 8 needs ~25 GB)
+      --skd-batch N    the batch of the full-SKD training step (default 8; about 12 GB)
+      --band-kib N     the row-band budget of the Restormer/DRSformer inference paths (inferenceBandBytes)
       --list       print the benchmark names and exit
     """)
     exit(2)
@@ -56,6 +58,10 @@ while let arg = arguments.popFirst() {
         TensorMemory.cacheLimitBytes = n << 20
     case "--train-batch": guard let n = Int(value()), n >= 1 else { usage() }; trainingBatch = n
     case "--skd-batch": guard let n = Int(value()), n >= 1 else { usage() }; skdTrainingBatch = n
+    case "--band-kib":
+        guard let n = Int(value()), n >= 1 else { usage() }
+        RestormerTransformerBlock.inferenceBandBytes = n << 10
+        DRSformerTransformerBlock.inferenceBandBytes = n << 10
     case "--list": listOnly = true
     case "-h", "--help": usage()
     default:

@@ -174,11 +174,15 @@ extension RestormerTransformerBlock {
         return noGrad { feedForwardResidual(y) }
     }
 
-    /// `y + project_out(gelu(x₁)·x₂)` with `x₁, x₂ = dwconv(project_in(norm2(y)))`, band by band.
+    /// `y + project_out(gelu(x₁)·x₂)` with `x₁, x₂ = dwconv(project_in(norm2(y)))`, band by band, in place:
+    /// `y` must be referenced by nothing else.
     private func feedForwardResidual(_ y: Tensor) -> Tensor {
         let (n, c, h, w) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
         let mid = ffn.project_in.weight.shape[0], hidden = mid / 2
-        let out = Tensor(uninitialized: y.shape)
+        // Accumulated onto y itself: a band's GEMM writes rows r0..<r1, and every later band reads (through its
+        // LayerNorm) only rows from r1 + 1 on, already read by the time those rows are written. `y` is this
+        // block's own intermediate, referenced nowhere else.
+        let out = y
         var stage = BandedNormPointwiseDepthwise(
             channels: c, height: h, width: w, budgetBytes: Self.inferenceBandBytes,
             norm: (norm2.body.weight, norm2.body.bias), eps: 1e-5, pointwise: ffn.project_in, depthwise: ffn.dwconv)
@@ -207,13 +211,10 @@ extension RestormerTransformerBlock {
                     }
                 }
                 // out = y (+ bias) + W_po · gate, for the band's rows of every channel.
-                for ch in 0..<c {
-                    let src = yi + ch * plane + r0 * w, dst = oi + ch * plane + r0 * w
-                    if let outBias {
-                        let b = outBias[ch]
-                        for p in 0..<pixels { dst[p] = src[p] + b }
-                    } else {
-                        dst.update(from: src, count: pixels)
+                if let outBias {
+                    for ch in 0..<c {
+                        let dst = oi + ch * plane + r0 * w, b = outBias[ch]
+                        for p in 0..<pixels { dst[p] += b }
                     }
                 }
                 BLAS.sgemm(m: c, n: pixels, k: hidden, a: projectOut, lda: hidden, b: gate, ldb: pixels,
