@@ -41,6 +41,12 @@ public final class TensorStorage {
 /// next request of the same class: buffers still go back as soon as their last tensor dies (the no-grad "free as
 /// soon as dead" behaviour is unchanged), but to this cache, whose total is capped by `cacheLimitBytes` (oldest
 /// entries are returned to the system first).
+///
+/// Training needs more: a step allocates its whole graph (gigabytes at batch 8) and frees it in the backward pass,
+/// and the next step allocates the same buffers again. So while gradients are being recorded, the cap also rises to
+/// `cacheLimitBytes` plus the peak of live large-buffer bytes seen so far: the freed graph waits in the cache for the
+/// next step instead of being unmapped and faulted in again (the process's resident size then stays near that peak
+/// between steps, which the step reaches anyway). No-grad work — inference — does not raise the cap.
 public enum TensorMemory {
     /// Buffers smaller than this go straight to `malloc`/`free` (glibc reuses those without page faults).
     public static let minimumCachedBytes = 1 << 20
@@ -54,12 +60,18 @@ public enum TensorMemory {
     /// Bytes currently held in freed buffers.
     public static var cachedBytes: Int { lock.lock(); defer { lock.unlock() }; return total }
 
-    /// Returns every cached buffer to the system (e.g. before measuring memory, or after a large job).
+    /// The cap in force: `cacheLimitBytes` plus the peak of live large-buffer bytes reached while gradients were
+    /// being recorded (0 when the cache is disabled).
+    public static var effectiveCacheLimitBytes: Int { lock.lock(); defer { lock.unlock() }; return effectiveLimit }
+
+    /// Returns every cached buffer to the system (e.g. before measuring memory, or after a large job) and forgets
+    /// the recorded training peak, so the cap falls back to `cacheLimitBytes`.
     public static func releaseCachedBuffers() {
         lock.lock()
         let entries = cache
         cache.removeAll()
         total = 0
+        recordingPeak = 0
         lock.unlock()
         for entry in entries { entry.pointer.deallocate() }
     }
@@ -69,6 +81,10 @@ public enum TensorMemory {
     private static let lock = NSLock()
     private static var limit = 384 << 20
     private static var total = 0
+    /// Bytes of large buffers handed out and not yet released, and their peak while recording gradients.
+    private static var live = 0
+    private static var recordingPeak = 0
+    private static var effectiveLimit: Int { limit == 0 ? 0 : limit + recordingPeak }
     /// Freed buffers, oldest first. Tens of entries at most: a linear scan costs nothing next to a MiB-sized buffer.
     private static var cache: [(bytes: Int, pointer: UnsafeMutableRawPointer)] = []
 
@@ -83,7 +99,10 @@ public enum TensorMemory {
     static func allocate(byteCount: Int) -> (UnsafeMutableRawPointer, Int) {
         let bytes = sizeClass(byteCount)
         if bytes >= minimumCachedBytes {
+            let recording = GradMode.isEnabled
             lock.lock()
+            live += bytes
+            if recording && live > recordingPeak { recordingPeak = live }
             if let index = cache.lastIndex(where: { $0.bytes == bytes }) {
                 let entry = cache.remove(at: index)
                 total -= bytes
@@ -100,6 +119,8 @@ public enum TensorMemory {
         guard bytes >= minimumCachedBytes else { pointer.deallocate(); return }
         var evicted: [UnsafeMutableRawPointer] = []
         lock.lock()
+        live -= bytes
+        let limit = effectiveLimit
         if bytes > limit {
             evicted.append(pointer)
         } else {
