@@ -49,10 +49,13 @@ let package = Package(
             name: "CImageShim", path: "CSystem/CImageShim",
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
 
+        // Row kernels compiled twice, portable and AVX2 + FMA (function attributes, chosen at run time).
+        .target(name: "CSKDKernels", path: "CSystem/CSKDKernels"),
+
         // MARK: - Engine
         .target(
             name: "SKDTensor",
-            dependencies: ["COpenBLAS", "CLAPACKE"],
+            dependencies: ["COpenBLAS", "CLAPACKE", "CSKDKernels"],
             swiftSettings: swiftSettings),
 
         // MARK: - Neural-network layer

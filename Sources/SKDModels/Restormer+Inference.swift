@@ -133,15 +133,8 @@ struct BandedNormPointwiseDepthwise {
         for ki in 0..<3 {
             let ih = oh - 1 + ki
             if ih < 0 || ih >= height { continue }
-            let line = plane + (ih - base) * w
-            let w0 = k[ki * 3], w1 = k[ki * 3 + 1], w2 = k[ki * 3 + 2]
-            if w > 1 {
-                row[0] += w1 * line[0] + w2 * line[1]
-                for ow in 1..<(w - 1) { row[ow] += w0 * line[ow - 1] + w1 * line[ow] + w2 * line[ow + 1] }
-                row[w - 1] += w0 * line[w - 2] + w1 * line[w - 1]
-            } else {
-                row[0] += w1 * line[0]
-            }
+            // AVX2 + FMA where available (VectorRows), the same sum otherwise.
+            VectorRows.depthwise3Accumulate(row, plane + (ih - base) * w, k[ki * 3], k[ki * 3 + 1], k[ki * 3 + 2], count: w)
         }
     }
 }
@@ -204,8 +197,7 @@ extension RestormerTransformerBlock {
                             for oh in r0..<r1 {
                                 s.convolveRow(channel: ch, row: oh, into: first)
                                 s.convolveRow(channel: ch + hidden, row: oh, into: second)
-                                let g = gate + ch * pixels + (oh - r0) * w
-                                for ow in 0..<w { g[ow] = FastMath.gelu(first[ow]) * second[ow] }
+                                VectorRows.geluGate(gate + ch * pixels + (oh - r0) * w, first, second, count: w)
                             }
                         }
                     }
