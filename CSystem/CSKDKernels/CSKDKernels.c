@@ -38,10 +38,18 @@ void gelu_gate_body(float *restrict out, const float *restrict a, const float *r
     }
 }
 
+static inline __attribute__((always_inline)) void gelu_body(float *out, const float *a, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        float x = a[i];
+        out[i] = 0.5f * x * (1.0f + erf_rational(x * 0.70710678118654752f));
+    }
+}
+
 static void depthwise3_portable(float *row, const float *line, float w0, float w1, float w2, ptrdiff_t n) {
     depthwise3_body(row, line, w0, w1, w2, n);
 }
 static void gelu_gate_portable(float *out, const float *a, const float *b, ptrdiff_t n) { gelu_gate_body(out, a, b, n); }
+static void gelu_portable(float *out, const float *a, ptrdiff_t n) { gelu_body(out, a, n); }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define SKD_HAVE_X86_VARIANTS 1
@@ -51,14 +59,18 @@ static void depthwise3_avx2(float *row, const float *line, float w0, float w1, f
 }
 __attribute__((target("avx2,fma")))
 static void gelu_gate_avx2(float *out, const float *a, const float *b, ptrdiff_t n) { gelu_gate_body(out, a, b, n); }
+__attribute__((target("avx2,fma")))
+static void gelu_avx2(float *out, const float *a, ptrdiff_t n) { gelu_body(out, a, n); }
 #endif
 
 typedef void (*depthwise3_fn)(float *, const float *, float, float, float, ptrdiff_t);
 typedef void (*gelu_gate_fn)(float *, const float *, const float *, ptrdiff_t);
+typedef void (*gelu_fn)(float *, const float *, ptrdiff_t);
 
 static int selected = -1;   // -1: not chosen yet; 0: portable; 1: AVX2 + FMA
 static depthwise3_fn depthwise3_impl = depthwise3_portable;
 static gelu_gate_fn gelu_gate_impl = gelu_gate_portable;
+static gelu_fn gelu_impl = gelu_portable;
 
 // Idempotent: concurrent first calls all store the same values.
 static void choose(void) {
@@ -69,6 +81,7 @@ static void choose(void) {
     if (vectorized) {
         __atomic_store_n(&depthwise3_impl, depthwise3_avx2, __ATOMIC_RELAXED);
         __atomic_store_n(&gelu_gate_impl, gelu_gate_avx2, __ATOMIC_RELAXED);
+        __atomic_store_n(&gelu_impl, gelu_avx2, __ATOMIC_RELAXED);
     }
 #endif
     __atomic_store_n(&selected, vectorized, __ATOMIC_RELEASE);
@@ -87,4 +100,9 @@ void skd_depthwise3_row_accumulate(float *row, const float *line, float w0, floa
 void skd_gelu_gate(float *out, const float *a, const float *b, ptrdiff_t n) {
     if (__atomic_load_n(&selected, __ATOMIC_ACQUIRE) < 0) choose();
     __atomic_load_n(&gelu_gate_impl, __ATOMIC_RELAXED)(out, a, b, n);
+}
+
+void skd_gelu(float *out, const float *a, ptrdiff_t n) {
+    if (__atomic_load_n(&selected, __ATOMIC_ACQUIRE) < 0) choose();
+    __atomic_load_n(&gelu_impl, __ATOMIC_RELAXED)(out, a, n);
 }

@@ -194,7 +194,7 @@ extension Tensor {
             for r in rows {
                 let x1 = x + ((r / hidden) * 2 * hidden + r % hidden) * n, x2 = x1 + hidden * n
                 let o = d + r * n
-                for p in 0..<n { o[p] = FastMath.gelu(x1[p]) * x2[p] }
+                VectorRows.geluGate(o, x1, x2, count: n)
             }
         }
         let input = self

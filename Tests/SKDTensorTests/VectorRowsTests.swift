@@ -39,6 +39,9 @@ final class VectorRowsTests: XCTestCase {
                 let exact = 0.5 * x * (1 + erf(x / 2.0.squareRoot())) * Double(b[i])
                 XCTAssertEqual(Double(out[i]), exact, accuracy: 2e-6 * max(1, abs(exact)), "n \(n), x \(x)")
                 XCTAssertEqual(out[i], FastMath.gelu(a[i]) * b[i], accuracy: 1e-6 * max(1, abs(out[i])))
+                var g: Float = 0
+                a.withUnsafeBufferPointer { pa in VectorRows.gelu(&g, pa.baseAddress! + i, count: 1) }
+                XCTAssertEqual(g, FastMath.gelu(a[i]), accuracy: 1e-6 * max(1, abs(g)))
             }
             if n == 0 { XCTAssertTrue(out[0].isNaN, "count 0 must write nothing") }
         }

@@ -17,4 +17,7 @@ void skd_depthwise3_row_accumulate(float *row, const float *line, float w0, floa
 /// out[i] = gelu(a[i]) · b[i] with the exact (erf) GELU, erf by the rational approximation of FastMath.erf.
 void skd_gelu_gate(float *out, const float *a, const float *b, ptrdiff_t n);
 
+/// out[i] = gelu(a[i]) with the exact (erf) GELU; `out` may equal `a`.
+void skd_gelu(float *out, const float *a, ptrdiff_t n);
+
 #endif

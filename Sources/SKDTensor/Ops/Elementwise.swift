@@ -265,8 +265,8 @@ extension Tensor {
         let x = self
         let out = Tensor(uninitialized: shape)
         let s = x.pointer, d = out.pointer
-        // Explicit loops (not `map` with a closure) so that the branch-free GELU inlines and vectorises.
-        Parallel.forEach(count, cost: 8) { r in for i in r { d[i] = FastMath.gelu(s[i]) } }
+        // The C row kernel: 8 lanes with FMA where the CPU has AVX2 (GELU was ~10 % of a Uformer forward).
+        Parallel.forEach(count, cost: 8) { r in VectorRows.gelu(d + r.lowerBound, s + r.lowerBound, count: r.count) }
         return out.recorded("gelu", [x]) { g in
             let gx = Tensor(uninitialized: x.shape)
             let gp = g.pointer, xp = x.pointer, dp = gx.pointer

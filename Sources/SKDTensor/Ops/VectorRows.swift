@@ -35,4 +35,10 @@ public enum VectorRows {
                                 count: Int) {
         skd_gelu_gate(out, a, b, count)
     }
+
+    /// `out[i] = gelu(a[i])` (exact erf GELU, as `FastMath.gelu`) for `i` in `0..<count`; `out` may equal `a`.
+    @inline(__always)
+    public static func gelu(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, count: Int) {
+        skd_gelu(out, a, count)
+    }
 }
