@@ -48,7 +48,9 @@ demo: deps
 	"$$($(SWIFT) build $(SWIFTFLAGS) --show-bin-path)/skd" demo $(DEMO_ARGS) || exit 1; \
 	echo "make demo wall time (install, build and run): $$(( $$(date +%s) - start )) s"
 
-## The benchmark suite: micro-kernels and 512x512 end-to-end inference.
+## The benchmark suite (Docs/performance.md): kernels, blocks, 512x512 inference of every preset and the
+## distillation training step; a table on the terminal and .build/bench-results.json. About 15 minutes and
+## 14 GB at peak (the full-SKD step); `swift run -c release skd-bench --list` / FILTER... for a subset.
 bench: deps
 	$(SWIFT) run $(SWIFTFLAGS) skd-bench
 
