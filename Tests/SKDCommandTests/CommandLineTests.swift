@@ -60,12 +60,7 @@ final class CommandLineTests: XCTestCase {
         return process
     }
 
-    private func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("skd-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    private func temporaryDirectory() throws -> URL { try makeTemporaryDirectory(prefix: "skd-cli") }
 
     private func photo(_ width: Int, _ height: Int, seed: Int = 0) -> Image {
         var bytes = [UInt8](repeating: 0, count: width * height * 3)

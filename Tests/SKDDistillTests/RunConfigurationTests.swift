@@ -11,12 +11,7 @@ import XCTest
 let tinyRestormer: [String: Any] = ["arch": "restormer", "dim": 4, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 0, "heads": [1, 1, 1, 1]]
 
 final class RunConfigurationTests: XCTestCase {
-    private func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("skd-config-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    private func temporaryDirectory() throws -> URL { try makeTemporaryDirectory(prefix: "skd-config") }
 
     /// A textured RGB image of the given size.
     private func photo(_ width: Int, _ height: Int, seed: Int = 0) -> Image {

@@ -54,12 +54,7 @@ struct SyntheticPairs: PairedImageSource {
 }
 
 final class TrainerTests: XCTestCase {
-    private func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("skd-trainer-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    private func temporaryDirectory() throws -> URL { try makeTemporaryDirectory(prefix: "skd-trainer") }
 
     private func makeTrainer(method: DistillationMethod, iterations: Int, directory: URL) -> Trainer {
         ParameterInit.seed(7)
