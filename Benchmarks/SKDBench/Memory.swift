@@ -56,6 +56,9 @@ struct MachineInfo: Codable {
     let cores: Int
     let memoryGiB: Double
     let openBLAS: String
+    /// The CPU and the BLAS kernel selection (core at load, core in use, what was done).
+    let blas: BLASKernelSelection
+    let cpuFeatures: [String]
     let loadAverageAtStart: [Double]
 
     static func current() -> MachineInfo {
@@ -68,7 +71,8 @@ struct MachineInfo: Codable {
         return MachineInfo(
             cpu: cpu, cores: ProcessInfo.processInfo.activeProcessorCount,
             memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
-            openBLAS: BLAS.configuration, loadAverageAtStart: loadAverage())
+            openBLAS: BLAS.configuration, blas: BLAS.kernelSelection, cpuFeatures: CPUInfo.current.features.names,
+            loadAverageAtStart: loadAverage())
     }
 }
 

@@ -91,6 +91,8 @@ print("warning: skd-bench was built in debug mode; run `swift run -c release skd
 #endif
 let machine = MachineInfo.current()
 print("machine: \(machine.cpu), \(machine.cores) cores, \(String(format: "%.1f", machine.memoryGiB)) GiB; \(machine.openBLAS)")
+print("cpu: \(machine.blas.cpu); \(machine.blas.cpu.vectorLevel); \(machine.cpuFeatures.joined(separator: " "))")
+if let warning = machine.blas.warning { print(warning) }
 print("OpenBLAS threads: \(BLAS.threads), kernel threads: \(Parallel.threads); load average at start: "
       + machine.loadAverageAtStart.map { String(format: "%.2f", $0) }.joined(separator: " "))
 if !ProcessMemory.canResetPeak { print("note: /proc/self/clear_refs is not writable; peak MB is the process-wide peak so far") }

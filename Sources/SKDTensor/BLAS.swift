@@ -10,16 +10,14 @@ import Glibc
 public enum BLAS {
     /// The number of threads OpenBLAS uses for one GEMM.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get { _ = kernelSelection; return Int(openblas_get_num_threads()) }
+        set { _ = kernelSelection; openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
-    /// OpenBLAS's build description (version, target core, threading), e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64"`.
-    public static var configuration: String {
-        guard let config = openblas_get_config() else { return "OpenBLAS" }
-        return String(cString: config).trimmingCharacters(in: .whitespaces) + " (core: "
-            + (openblas_get_corename().map { String(cString: $0) } ?? "?") + ")"
-    }
+    /// OpenBLAS's build description and the core in use, e.g.
+    /// `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64 (core: SkylakeX, OpenBLAS chose Prescott; …)"`.
+    /// The build string names the core the library was compiled for; the core in use is what `kernelSelection` left.
+    public static var configuration: String { kernelSelection.description }
 
     /// Makes OpenBLAS's idle worker threads sleep right after a GEMM instead of spinning, once per process.
     ///
@@ -59,6 +57,7 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
+        _ = kernelSelection
         _ = quietIdleThreads
         if k == 0 {
             // BLAS leaves C untouched only when beta == 1; make the empty product explicit.

@@ -11,7 +11,10 @@ struct InfoCommand: ParsableCommand {
         discussion: "Presets: \(ModelSpec.presetNames.joined(separator: ", ")).")
 
     @Argument(help: ArgumentHelp("Preset names, weights files, checkpoint or run folders.", valueName: "model"))
-    var models: [String]
+    var models: [String] = []
+
+    @Flag(help: "Print the CPU, its vector features, the BLAS library and the kernels in use, and warn when they are below the CPU.")
+    var system = false
 
     @Option(help: ArgumentHelp("Height of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
     var height = 256
@@ -24,6 +27,11 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if system { print(systemReport()) }
+            if models.isEmpty {
+                guard system else { throw RunConfigurationError("name at least one model (a preset, weights file or run folder), or pass --system") }
+                return
+            }
             guard height > 0, width > 0 else { throw RunConfigurationError("--height and --width must be positive") }
             var table = TextTable(header: ["model", "architecture", "params (M)", "GMACs@\(height)x\(width)", "taps"])
             var descriptions: [String] = []
@@ -38,4 +46,19 @@ struct InfoCommand: ParsableCommand {
             if json { print(descriptions.joined(separator: "\n")) }
         }
     }
+}
+
+/// `skd info --system`: what runs the numbers — CPU, features, BLAS library and core, threads, row kernels.
+func systemReport() -> String {
+    let selection = BLAS.kernelSelection
+    var lines = [
+        "cpu: \(selection.cpu)",
+        "cpu vector level: \(selection.cpu.vectorLevel); features: \(selection.cpu.features.names.joined(separator: " "))",
+        "blas: \(selection.library)",
+        "blas core: \(selection.coreInUse ?? "unknown")" + (selection.coreLevel.map { " (\($0))" } ?? "")
+            + "; at load: \(selection.coreAtLoad ?? "unknown"); \(selection.note)",
+        "threads: BLAS \(BLAS.threads), kernels \(Parallel.threads)",
+    ]
+    if let warning = selection.warning { lines.append(warning) }
+    return lines.joined(separator: "\n")
 }
