@@ -4,6 +4,7 @@
 //
 //   swift run -c release skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S]
 //                                  [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--band-kib N] [--list]
+//                                  [--peers DIR] [--peer-rounds N] [--no-peers]
 //
 // A benchmark runs when its name contains any FILTER (case-insensitive), or always when no filter is given.
 // New benchmarks are added as entries of a list (see KernelBenchmarks.swift) and joined into `allBenchmarks`.
@@ -31,6 +32,11 @@ func usage() -> Never {
       --skd-batch N    the batch of the full-SKD training step (default 8; about 12 GB)
       --band-kib N     the row-band budget of the Restormer/DRSformer inference paths (inferenceBandBytes)
       --list       print the benchmark names and exit
+      --peers DIR  also time ONNX Runtime on the official networks in DIR (ort_time.py and the .onnx files),
+                   interleaved round by round with SwiftSKD's 512x512 inference (default: $SKD_PEERS_DIR or
+                   ../shared/peers when it exists and no FILTER is given; with FILTERs, the presets they match)
+      --peer-rounds N  SwiftSKD/ONNX Runtime pairs per preset (default 3)
+      --no-peers   skip the ONNX Runtime comparison
     """)
     exit(2)
 }
@@ -39,6 +45,9 @@ var filters: [String] = []
 var jsonPath = ".build/bench-results.json"
 var settings = RunSettings()
 var listOnly = false
+var peersDirectory: String? = nil
+var peerRounds = 3
+var noPeers = false
 var arguments = CommandLine.arguments.dropFirst()
 while let arg = arguments.popFirst() {
     func value() -> String { guard let v = arguments.popFirst() else { usage() }; return v }
@@ -63,6 +72,9 @@ while let arg = arguments.popFirst() {
         RestormerTransformerBlock.inferenceBandBytes = n << 10
         DRSformerTransformerBlock.inferenceBandBytes = n << 10
     case "--list": listOnly = true
+    case "--peers": peersDirectory = value()
+    case "--peer-rounds": guard let n = Int(value()), n >= 1 else { usage() }; peerRounds = n
+    case "--no-peers": noPeers = true
     case "-h", "--help": usage()
     default:
         if arg.hasPrefix("--") { usage() }
@@ -70,12 +82,19 @@ while let arg = arguments.popFirst() {
     }
 }
 
+// The ONNX Runtime comparison: asked for with --peers, or by default in a full run when the peers are there.
+let defaultPeers = ProcessInfo.processInfo.environment["SKD_PEERS_DIR"] ?? "../shared/peers"
+let peerPresetFilter: [String]? = filters.isEmpty ? nil
+    : peerPresets.map(\.preset).filter { preset in filters.contains { "peers \(preset)".contains($0) } }
+let peersToRun: String? = noPeers || peerPresetFilter?.isEmpty == true ? nil
+    : peersDirectory ?? (FileManager.default.fileExists(atPath: defaultPeers + "/ort_time.py") ? defaultPeers : nil)
+
 var selected = allBenchmarks.filter { b in filters.isEmpty || filters.contains { b.name.lowercased().contains($0) } }
 if listOnly {
     for b in selected { print(b.name) }
     exit(0)
 }
-if selected.isEmpty {
+if selected.isEmpty && peersToRun == nil {
     print("skd-bench: no benchmark matches \(filters); use --list to see them")
     exit(1)
 }
@@ -108,6 +127,18 @@ for benchmark in selected {
     print(tableRow(result, nameWidth: nameWidth))
 }
 
+var peerComparisons: [PeerComparison] = []
+if let directory = peersToRun {
+    print("\nSwiftSKD vs ONNX Runtime (\(directory)), 512x512, \(BLAS.threads) threads each, \(peerRounds) interleaved rounds:")
+    do {
+        peerComparisons = try comparePeers(directory: URL(fileURLWithPath: directory), rounds: peerRounds,
+                                           threads: BLAS.threads, presets: peerPresetFilter)
+        print(peerTable(peerComparisons))
+    } catch {
+        print("peers: \(error) (pip install onnxruntime numpy)")
+    }
+}
+
 /// The JSON document: when and where the numbers were taken, then one entry per benchmark.
 struct Report: Codable {
     let date: String
@@ -117,11 +148,14 @@ struct Report: Codable {
     let kernelThreads: Int
     let sgemmReferenceGFLOPS: Double?
     let results: [BenchmarkResult]
+    /// SwiftSKD against ONNX Runtime, interleaved (empty when not run).
+    let peers: [PeerComparison]
 }
 
 let report = Report(
     date: ISO8601DateFormatter().string(from: Date()), host: ProcessInfo.processInfo.hostName, machine: machine,
-    blasThreads: BLAS.threads, kernelThreads: Parallel.threads, sgemmReferenceGFLOPS: referenceRate, results: results)
+    blasThreads: BLAS.threads, kernelThreads: Parallel.threads, sgemmReferenceGFLOPS: referenceRate, results: results,
+    peers: peerComparisons)
 let encoder = JSONEncoder()
 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
 do {

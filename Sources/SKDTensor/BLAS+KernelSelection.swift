@@ -57,9 +57,9 @@ public struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringCon
             + "matrix products are several times slower than they could be (\(note))"
     }
 
-    /// E.g. `OpenBLAS 0.3.21 … (core: SkylakeX; OpenBLAS chose Prescott, re-selected …)`.
+    /// E.g. `OpenBLAS 0.3.21 … (core: SkylakeX; OpenBLAS chose Prescott for this AVX-512 CPU; re-selected SkylakeX)`.
     public var description: String {
-        "\(library) (core: \(coreInUse ?? "?")\(coreAtLoad != coreInUse ? ", OpenBLAS chose \(coreAtLoad ?? "?")" : ""); \(note))"
+        "\(library) (core: \(coreInUse ?? "?"); \(note))"
     }
 
     // MARK: - The plan (pure; tests drive it with any reported core and CPU)
