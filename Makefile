@@ -51,7 +51,9 @@ demo: deps
 ## The benchmark suite (Docs/performance.md): kernels, blocks, 512x512 inference of every preset and the
 ## distillation training step; a table on the terminal and .build/bench-results.json. About 15 minutes and
 ## 14 GB at peak (the full-SKD step); `swift run -c release skd-bench --list` / FILTER... for a subset.
+## With ../shared/peers present it ends with SwiftSKD against ONNX Runtime, interleaved (onnxruntime from PyPI).
 bench: deps
+	@python3 -c "import onnxruntime" 2>/dev/null || pip install -q onnxruntime numpy || echo "onnxruntime unavailable: the peer comparison will be skipped"
 	$(SWIFT) run $(SWIFTFLAGS) skd-bench
 
 clean:
