@@ -299,6 +299,8 @@ public final class UformerLeWinBlock: Module {
                      "UformerLeWinBlock: tokens \(x.shape) are not [B, \(height)·\(width), \(dim)]")
         precondition(height % window == 0 && width % window == 0,
                      "UformerLeWinBlock: a \(height)×\(width) map is not a multiple of the window \(window)")
+        // Without gradients, the window attention of Uformer+Inference.swift gives the same values.
+        if runsInference(x) { return inferenceForward(x, height: height, width: width) }
         let batch = x.shape[0]
         var windows = norm1(x).windowPartitioned(height: height, width: width, window: window, shift: shift)
         if let modulator { windows = windows + modulator.weight }

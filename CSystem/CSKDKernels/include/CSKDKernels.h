@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "CSKDCPU.h"
+#include "CSKDWindowAttention.h"
 
 /// 1 when the AVX2 + FMA variants are in use on this CPU, 0 when the portable ones are.
 int skd_kernels_vectorized(void);
