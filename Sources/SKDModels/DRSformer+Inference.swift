@@ -4,10 +4,14 @@
 // Attention half: `channelAttentionResidual` (Restormer+Inference.swift) — q, k and v are never stored whole:
 // the Gram matrices and norms are accumulated band by band, then v is recomputed band by band and multiplied by
 // `W_out·blockdiag(A)`; only the top-k mixing of the small score matrices is DRSformer's own.
-// Feed-forward half (MSFN): the depthwise 3×3 and 5×5 convolutions write, with their ReLU applied in the kernel,
-// straight into the two buffers that the grouped convolutions read (the official `chunk` + `cat` order), and the
-// grouped convolutions write the two halves of `project_out`'s input. At 512×512 this removes ten or so
-// full-size copies per block.
+// Feed-forward half (MSFN), in bands of rows: for each band, LayerNorm and `project_in` of the band's rows plus a
+// 4-row halo on each side (the 5×5 depthwise and the 5×5 grouped convolution each reach 2 rows), the depthwise
+// 3×3 and 5×5 convolutions with their ReLU written straight into the two buffers that the grouped convolutions read
+// (the official `chunk` + `cat` order), the grouped convolutions, and `project_out` accumulated onto the residual's
+// rows of the band. Only the band's interior rows are kept: their receptive field lies inside the band, and at the
+// image's borders the band's zero padding is the convolutions' own. No 2·hidden-channel map is ever whole (at
+// drsformer-s's first level at 512×512 those were four 170 MiB maps per block); the halo rows are computed twice,
+// ~8 % more MSFN arithmetic with the default band.
 
 import Foundation
 import SKDNN
@@ -16,6 +20,11 @@ import SKDTensor
 extension DRSformerTransformerBlock {
     /// The bytes of 1×1-convolution output one row band of the attention input may hold (a tuning knob).
     public static var inferenceBandBytes = 4 << 20
+
+    /// The bytes of `project_in` output (2·hidden channels) one row band of the MSFN inference path may hold, halo
+    /// included (at least one row plus the halo is always taken). A tuning knob, not thread-safe to change while a
+    /// forward pass runs.
+    public static var feedForwardBandBytes = 32 << 20
 
     /// Whether this call may take the fused inference path: nothing needs a gradient.
     func runsInference(_ x: Tensor) -> Bool {
@@ -34,8 +43,7 @@ extension DRSformerTransformerBlock {
                 x, norm: (norm1.body.weight, norm1.body.bias), qkv: attn.qkv, dwconv: attn.qkv_dwconv,
                 projectOut: attn.project_out, heads: attn.num_heads, bandBytes: Self.inferenceBandBytes
             ) { attn.sparseMixing(scores: $0 * attn.temperature) }
-            let mixed = ffn.inferenceHidden(y.layerNormChannels(weight: norm2.body.weight, bias: norm2.body.bias, eps: 1e-5))
-            return pointwiseResidual(mixed, ffn.project_out, adding: y)
+            return ffn.inferenceResidual(y, norm: (norm2.body.weight, norm2.body.bias), bandBytes: Self.feedForwardBandBytes)
         }
     }
 }
@@ -58,42 +66,86 @@ extension DRSformerAttention {
 }
 
 extension DRSformerFeedForward {
-    /// MSFN up to (not including) `project_out`, without recording: `cat(relu(g3(cat(b3₁, b5₁))), relu(g5(cat(b3₂, b5₂))))`
-    /// with `b3 = relu(dw3(project_in(x)))`, `b5 = relu(dw5(project_in(x)))` split into halves ₁, ₂.
+    /// `y + MSFN(LayerNorm(y))` band by band, without recording: `project_out(cat(relu(g3(cat(b3₁, b5₁))),
+    /// relu(g5(cat(b3₂, b5₂)))))` with `b3 = relu(dw3(project_in(LN(y))))`, `b5 = relu(dw5(project_in(LN(y))))` split
+    /// into halves ₁, ₂.
     ///
-    /// - Parameter x: `[N, dim, H, W]` (already normalised).
-    /// - Returns: `[N, 2·hidden, H, W]`, the input of `project_out`.
-    func inferenceHidden(_ x: Tensor) -> Tensor {
-        let projected = project_in(x)
-        let (b, c2, h, w) = (projected.shape[0], projected.shape[1], projected.shape[2], projected.shape[3])
-        let hidden = c2 / 2, plane = h * w
-        precondition(dwconv3x3_1.weight.shape == [hidden, 2, 3, 3] && dwconv5x5_1.weight.shape == [hidden, 2, 5, 5],
-                     "DRSformerFeedForward: grouped convolutions \(dwconv3x3_1.weight.shape), \(dwconv5x5_1.weight.shape) for hidden \(hidden)")
-        let out = Tensor(uninitialized: [b, c2, h, w])
-        // first = cat(b3[:hidden], b5[:hidden]), second = cat(b3[hidden:], b5[hidden:]) for one image.
-        let first = Tensor(uninitialized: [c2, h, w]), second = Tensor(uninitialized: [c2, h, w])
+    /// - Parameters:
+    ///   - y: `[N, dim, H, W]`, the block's residual stream.
+    ///   - norm: the channel LayerNorm's `[dim]` weight and bias (`nil` for BiasFree).
+    ///   - bandBytes: the budget of one band's `project_in` output, halo rows included.
+    /// - Returns: `[N, dim, H, W]`.
+    func inferenceResidual(_ y: Tensor, norm: (weight: Tensor, bias: Tensor?), bandBytes: Int) -> Tensor {
+        let (batch, dim, height, width) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
+        let c2 = project_in.weight.shape[0], hidden = c2 / 2, plane = height * width
+        precondition(project_in.weight.shape[1] == dim && project_out.weight.shape == [dim, c2, 1, 1]
+                     && dwconv3x3_1.weight.shape == [hidden, 2, 3, 3] && dwconv5x5_1.weight.shape == [hidden, 2, 5, 5],
+                     "DRSformerFeedForward: weights \(project_in.weight.shape), \(dwconv3x3_1.weight.shape), "
+                     + "\(dwconv5x5_1.weight.shape) do not fit a \(dim)-channel input")
+        let halo = 4
+        let rowsPerBand = max(1, min(height, bandBytes / max(1, c2 * width * 4) - 2 * halo))
+        let maxRows = min(height, rowsPerBand + 2 * halo), bandPlane = maxRows * width
+        // The residual plus project_out's bias; each band's project_out GEMM accumulates onto its rows.
+        let out = Tensor(uninitialized: y.shape)
+        if let bias = project_out.bias?.pointer {
+            let src = y.pointer, dst = out.pointer
+            Parallel.forEach(batch * dim, cost: plane) { planes in
+                for p in planes {
+                    let b = bias[p % dim], s = src + p * plane, d = dst + p * plane
+                    for i in 0..<plane { d[i] = s[i] + b }
+                }
+            }
+        } else {
+            out.pointer.update(from: y.pointer, count: y.count)
+        }
+        let rows = Tensor(uninitialized: [1, dim, maxRows, width])
+        let projected = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
+        let first = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
+        let second = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
+        let mixed = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
+        defer { projected.deallocate(); first.deallocate(); second.deallocate(); mixed.deallocate() }
         let w3 = dwconv3x3.weight.pointer, w5 = dwconv5x5.weight.pointer
         let b3 = dwconv3x3.bias?.pointer, b5 = dwconv5x5.bias?.pointer
-        for image in 0..<b {
-            let input = UnsafePointer(projected.pointer + image * c2 * plane)
-            for (half, buffer) in [(0, first), (1, second)] {
-                let offset = half * hidden
-                ConvolutionKernels.depthwise(
-                    input: input + offset * plane, channels: hidden, height: h, width: w, weight: w3 + offset * 9,
-                    bias: b3.map { UnsafePointer($0 + offset) }, kernel: 3, relu: true, output: buffer.pointer)
-                ConvolutionKernels.depthwise(
-                    input: input + offset * plane, channels: hidden, height: h, width: w, weight: w5 + offset * 25,
-                    bias: b5.map { UnsafePointer($0 + offset) }, kernel: 5, relu: true,
-                    output: buffer.pointer + hidden * plane)
+        for image in 0..<batch {
+            var r0 = 0
+            while r0 < height {
+                let r1 = min(height, r0 + rowsPerBand)
+                let a = max(0, r0 - halo), e = min(height, r1 + halo), n = e - a, bp = n * width
+                // LayerNorm of rows a..<e (the band's channel planes gathered first).
+                let band = rows.count == dim * bp ? rows : Tensor(uninitialized: [1, dim, n, width])
+                for ch in 0..<dim {
+                    (band.pointer + ch * bp).update(from: y.pointer + (image * dim + ch) * plane + a * width, count: bp)
+                }
+                let normed = band.layerNormChannels(weight: norm.weight, bias: norm.bias, eps: 1e-5)
+                // project_in: [c2, n·W] = W_in · LN rows (+ bias).
+                if let bias = project_in.bias?.pointer {
+                    for ch in 0..<c2 { (projected + ch * bp).update(repeating: bias[ch], count: bp) }
+                }
+                BLAS.sgemm(m: c2, n: bp, k: dim, a: project_in.weight.pointer, b: normed.pointer,
+                           beta: project_in.bias == nil ? 0 : 1, c: projected)
+                // first = cat(b3[:hidden], b5[:hidden]), second = cat(b3[hidden:], b5[hidden:]) on the band.
+                for (half, buffer) in [(0, first), (1, second)] {
+                    let offset = half * hidden
+                    ConvolutionKernels.depthwise(
+                        input: projected + offset * bp, channels: hidden, height: n, width: width, weight: w3 + offset * 9,
+                        bias: b3.map { UnsafePointer($0 + offset) }, kernel: 3, relu: true, output: buffer)
+                    ConvolutionKernels.depthwise(
+                        input: projected + offset * bp, channels: hidden, height: n, width: width, weight: w5 + offset * 25,
+                        bias: b5.map { UnsafePointer($0 + offset) }, kernel: 5, relu: true, output: buffer + hidden * bp)
+                }
+                ConvolutionKernels.grouped(
+                    input: first, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: n, width: width,
+                    weight: dwconv3x3_1.weight.pointer, bias: dwconv3x3_1.bias?.pointer, kernel: 3, relu: true, output: mixed)
+                ConvolutionKernels.grouped(
+                    input: second, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: n, width: width,
+                    weight: dwconv5x5_1.weight.pointer, bias: dwconv5x5_1.bias?.pointer, kernel: 5, relu: true,
+                    output: mixed + hidden * bp)
+                // project_out of the interior rows r0..<r1 onto the output's rows (plane stride H·W).
+                BLAS.sgemm(m: dim, n: (r1 - r0) * width, k: c2, a: project_out.weight.pointer, lda: c2,
+                           b: mixed + (r0 - a) * width, ldb: bp, beta: 1,
+                           c: out.pointer + image * dim * plane + r0 * width, ldc: plane)
+                r0 = r1
             }
-            let o = out.pointer + image * c2 * plane
-            ConvolutionKernels.grouped(
-                input: first.pointer, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: h, width: w,
-                weight: dwconv3x3_1.weight.pointer, bias: dwconv3x3_1.bias?.pointer, kernel: 3, relu: true, output: o)
-            ConvolutionKernels.grouped(
-                input: second.pointer, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: h, width: w,
-                weight: dwconv5x5_1.weight.pointer, bias: dwconv5x5_1.bias?.pointer, kernel: 5, relu: true,
-                output: o + hidden * plane)
         }
         return out
     }
