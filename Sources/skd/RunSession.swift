@@ -89,9 +89,6 @@ final class RunSession {
             BLAS.threads = threads
             Parallel.threads = threads
         }
-        if let mpi, isWriter {
-            printError("MPI: \(mpi.size) ranks (\(mpi.localSize) on this node), \(Parallel.threads) threads each; global batch split \(mpi.size) ways")
-        }
     }
 
     /// The CPUs this process may run on (`Cpus_allowed_list` of /proc/self/status), `nil` when unknown.
@@ -118,6 +115,9 @@ final class RunSession {
         }
         try requireSame(configuration.jsonString()) { mine, reference in
             "its options differ from rank 0's (\(RunSession.firstDifference(mine, reference))); every rank must run the same command"
+        }
+        if let mpi, isWriter {
+            printError("MPI: \(mpi.size) ranks (\(mpi.localSize) on this node), \(Parallel.threads) threads each; global batch \(batch) = \(mpi.size) × \(batch / mpi.size)")
         }
     }
 
