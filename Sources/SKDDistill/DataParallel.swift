@@ -10,6 +10,7 @@
 //     gathered from all ranks (`DistillationObjective.gatherNegatives`), so each sample sees the global batch's;
 //   - the same reduced gradient and the same Adam step on every rank keep the parameters identical.
 
+import Dispatch
 import Foundation
 import SKDTensor
 
@@ -66,10 +67,23 @@ final class DataParallelSync {
     let communicator: any GradientCommunicator
     let parameters: [Tensor]
     private var buffer: [Float] = []
+    /// Values all-reduced per step (gradients, terms, the stop flag) and the seconds spent in the all-reduces so far
+    /// (including any wait for a slower rank).
+    private(set) var valuesPerStep = 0
+    private(set) var reduceSeconds = 0.0
+    private(set) var reduces = 0
 
     init(communicator: any GradientCommunicator, parameters: [Tensor]) {
         self.communicator = communicator
         self.parameters = parameters
+    }
+
+    /// One line on the cost of the all-reduces: bytes per step, mean time, and its share of `secondsPerStep`.
+    func summary(secondsPerStep: Double) -> String? {
+        guard reduces > 0 else { return nil }
+        let mean = reduceSeconds / Double(reduces)
+        return String(format: "all-reduce over %d ranks: %d values (%.2f MB) per step, %.1f ms per step = %.2f %% of the step",
+                      communicator.size, valuesPerStep, Double(valuesPerStep * 4) / 1e6, mean * 1e3, 100 * mean / max(secondsPerStep, 1e-12))
     }
 
     /// Gives every rank rank 0's parameter values (one broadcast of a flat buffer).
@@ -111,7 +125,11 @@ final class DataParallelSync {
             }
             for (i, term) in terms.enumerated() { base[offset + i] = term.value }
             base[offset + terms.count] = stop ? 1 : 0
+            let began = DispatchTime.now()
             communicator.allReduceSum(b)
+            reduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - began.uptimeNanoseconds) / 1e9
+            reduces += 1
+            valuesPerStep = total
             let scale = 1 / Float(k)
             offset = 0
             for g in grads {

@@ -201,6 +201,7 @@ public final class Trainer {
             }
         }
         progress.finishLine()
+        if let line = parallel.summary(secondsPerStep: trainSeconds / Double(max(1, options.iterations - start))) { say(line) }
         let final = try checkpoint(options.iterations)
         return TrainingSummary(iterations: options.iterations, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
                                imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
