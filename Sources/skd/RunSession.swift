@@ -43,7 +43,7 @@ final class RunSession {
 
     /// Ends MPI (every rank must get here; the ranks wait for each other).
     func finish() {
-        FileHandle.standardOutput.synchronizeFile()
+        fflush(stdout)
         mpi?.finalize()
     }
 
@@ -145,8 +145,9 @@ final class RunSession {
         if !isWriter { trainer.report = { _ in } }
     }
 
-    /// Runs the training loop. Under MPI, the ranks agree on every `TrainingError` (an interruption or a
-    /// non-finite loss), which rank 0 alone reports; any other error is one rank's and ends the whole job.
+    /// Runs work done once the ranks have committed to the run (rank 0's first writes, the training loop). Under
+    /// MPI, the ranks agree on every `TrainingError` (an interruption or a non-finite loss), which rank 0 alone
+    /// reports; any other error is one rank's and ends the whole job.
     func training<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()

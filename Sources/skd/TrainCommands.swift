@@ -236,8 +236,11 @@ enum RunDriver {
                               Double(teacher.parameterCount) / 1e6, file.path, c.distillation.method.rawValue,
                               prepared.featureExtractor.map { "; contrastive φ: \($0.summary)" } ?? ""))
         }
-        try FileManager.default.createDirectory(at: prepared.runDirectory, withIntermediateDirectories: true)
-        try Data(c.yamlString().utf8).write(to: prepared.runDirectory.appendingPathComponent("options.yml"))
+        // Under MPI the other ranks are already waiting in the first collective: a failure here ends the job.
+        try session.training {
+            try FileManager.default.createDirectory(at: prepared.runDirectory, withIntermediateDirectories: true)
+            try Data(c.yamlString().utf8).write(to: prepared.runDirectory.appendingPathComponent("options.yml"))
+        }
         defer { writePlot(prepared.runDirectory) }
         let summary = try session.training { try trainer.run(resume: checkpoint) }
         let best = summary.bestPSNR.map { String(format: "; best validation PSNR %.3f dB at iteration %d", $0, summary.bestIteration ?? 0) } ?? ""
