@@ -247,6 +247,24 @@ final class DistributedCommandTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("signal 9") || r.stderr.contains("Killed"), "mpirun names the dead rank: \(r.stderr)")
     }
 
+    func testAnErrorOnOneRankEndsTheJobWithItsMessage() throws {
+        let f = try fixture()
+        // A file whose header passes the checks before work but whose pixels are cut off: the rank whose share of
+        // the first batch holds it fails while the other waits in the all-reduce.
+        let data = f.dir.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        for i in 0..<3 { try photo(24, seed: i).write(to: data.appendingPathComponent("p\(i).png")) }
+        let whole = f.dir.appendingPathComponent("whole.png")
+        try photo(24, seed: 3).write(to: whole)
+        try Data(try Data(contentsOf: whole).prefix(120)).write(to: data.appendingPathComponent("p3.png"))
+        let broken = distill((f.dir, data, f.teacher), method: "none", output: f.dir.appendingPathComponent("broken-run"), iterations: 20)
+        let r = finish(try mpi(2, broken, quiet: false), timeout: 60)
+        let status = try XCTUnwrap(r.status, "the job outlived a failed rank by 60 s: \(r.stderr)")
+        XCTAssertNotEqual(status, 0, r.stderr)
+        XCTAssertLessThan(r.seconds, 30, r.stderr)
+        XCTAssertTrue(r.stderr.contains("p3.png") && r.stderr.contains("ending the whole MPI job"), r.stderr)
+    }
+
     // MARK: - Layout errors
 
     private func assertOneLine(_ r: (status: Int32?, stdout: String, stderr: String, seconds: Double), mentions expected: [String],
