@@ -180,6 +180,61 @@ final class DistributedCommandTests: XCTestCase {
         }
     }
 
+    /// Runs `/sbin/ip`-style `ip arguments`; its status.
+    @discardableResult
+    private func ip(_ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return -1 }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func testTwoRanksInTwoNetworkNamespacesJoinedByAVethPair() throws {
+        let f = try fixture()
+        // Two namespaces of this test's own, a veth pair between them, a private subnet; mpirun starts in the first
+        // and reaches the second through an rsh agent that enters it (no ssh), and the ranks talk TCP over the veth.
+        let tag = "\(getpid() % 100_000)"
+        let (a, b) = ("skd-\(tag)-a", "skd-\(tag)-b")
+        let (hostA, hostB) = ("10.77.0.1", "10.77.0.2")
+        guard getuid() == 0, ip(["netns", "add", a]) == 0 else { throw XCTSkip("network namespaces need root and iproute2") }
+        defer { ip(["netns", "del", a]); ip(["netns", "del", b]) }
+        for step in [["netns", "add", b], ["link", "add", "skdv\(tag)a", "type", "veth", "peer", "name", "skdv\(tag)b"],
+                     ["link", "set", "skdv\(tag)a", "netns", a], ["link", "set", "skdv\(tag)b", "netns", b],
+                     ["-n", a, "addr", "add", hostA + "/24", "dev", "skdv\(tag)a"], ["-n", b, "addr", "add", hostB + "/24", "dev", "skdv\(tag)b"],
+                     ["-n", a, "link", "set", "skdv\(tag)a", "up"], ["-n", b, "link", "set", "skdv\(tag)b", "up"],
+                     ["-n", a, "link", "set", "lo", "up"], ["-n", b, "link", "set", "lo", "up"]] {
+            XCTAssertEqual(ip(step), 0, "ip \(step.joined(separator: " "))")
+        }
+        let agent = f.dir.appendingPathComponent("netns-agent.sh")
+        try Data("""
+            #!/bin/sh
+            while [ "${1#-}" != "$1" ]; do shift; done
+            host=$1; shift
+            case $host in \(hostA)) ns=\(a);; \(hostB)) ns=\(b);; *) echo "unknown host $host" >&2; exit 1;; esac
+            exec ip netns exec $ns /bin/sh -c "$*"
+
+            """.utf8).write(to: agent)
+        chmod(agent.path, 0o755)
+
+        let one = f.dir.appendingPathComponent("one"), two = f.dir.appendingPathComponent("two")
+        XCTAssertEqual(try skd(distill(f, method: "skd", output: one, iterations: 3)).status, 0)
+        let (skd, mpirun) = try tools()
+        let r = finish(try start(URL(fileURLWithPath: "/usr/bin/env"),
+            ["ip", "netns", "exec", a, mpirun.path, "--host", "\(hostA),\(hostB)", "-np", "2", "--oversubscribe",
+             "--mca", "plm_rsh_agent", agent.path, "--mca", "btl", "tcp,self",
+             "--mca", "btl_tcp_if_include", "10.77.0.0/24", "--mca", "oob_tcp_if_include", "10.77.0.0/24",
+             "-x", "OMPI_ALLOW_RUN_AS_ROOT", "-x", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "-x", "OMPI_MCA_mpi_yield_when_idle",
+             skd.path] + distill(f, method: "skd", output: two, iterations: 3)), timeout: 120)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("MPI: 2 ranks (1 on this node)"), "one rank per namespace: \(r.stderr)")
+        XCTAssertLessThanOrEqual(try largestLossDifference(one, two), 1e-5)
+        XCTAssertLessThanOrEqual(try largestWeightDifference(one, two, iteration: 3), 1e-5)
+    }
+
     // MARK: - Resume and signals
 
     func testResumeUnderMPIAndWithAnotherNumberOfRanksReproducesTheLosses() throws {
