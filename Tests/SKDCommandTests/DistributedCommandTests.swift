@@ -124,7 +124,8 @@ final class DistributedCommandTests: XCTestCase {
             let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             var terms: [String: Double] = [:]
             for (k, v) in object where !["iter", "seconds"].contains(k) { terms[k] = (v as? NSNumber)?.doubleValue }
-            out[(object["iter"] as! NSNumber).intValue] = terms
+            // A validation line shares its step with the training line.
+            out[(object["iter"] as! NSNumber).intValue, default: [:]].merge(terms) { $1 }
         }
         return out
     }
@@ -162,16 +163,26 @@ final class DistributedCommandTests: XCTestCase {
 
     func testTwoRanksLogTheLossesAndReachTheWeightsOfOneProcess() throws {
         let f = try fixture()
+        // `none` also validates (rank 0 alone) and writes samples and best.safetensors.
+        let validation = ["--val-data", f.data.path, "--val-every", "3", "--val-images", "2", "--samples", "1"]
         for method in ["skd", "none"] {
             let one = f.dir.appendingPathComponent("one-\(method)"), two = f.dir.appendingPathComponent("two-\(method)")
-            let a = try skd(distill(f, method: method, output: one))
+            let extra = method == "none" ? validation : []
+            let a = try skd(distill(f, method: method, output: one) + extra)
             XCTAssertEqual(a.status, 0, a.stderr)
-            let b = finish(try mpi(2, distill(f, method: method, output: two)))
+            let b = finish(try mpi(2, distill(f, method: method, output: two) + extra))
             XCTAssertEqual(b.status, 0, b.stderr)
             XCTAssertTrue(b.stderr.contains("MPI: 2 ranks"), b.stderr)
             XCTAssertEqual(b.stderr.components(separatedBy: "run folder:").count, 2, "rank 0 alone reports: \(b.stderr)")
             XCTAssertTrue(b.stdout.contains("finished 6 iterations"), b.stdout)
             if method == "skd" { XCTAssertNotNil(try losses(two)[1]?["cl"], "the contrastive term is part of the comparison") }
+            if method == "none" {
+                XCTAssertNotNil(try losses(two)[6]?["val_psnr"], "validation is part of the comparison")
+                XCTAssertEqual(b.stderr.components(separatedBy: "validation at 3").count, 2, "rank 0 alone validates: \(b.stderr)")
+                XCTAssertTrue(FileManager.default.fileExists(atPath: two.appendingPathComponent("best.safetensors").path))
+                let samples = try FileManager.default.contentsOfDirectory(atPath: two.appendingPathComponent("samples").path)
+                XCTAssertEqual(samples.count, 2, "one sample at each of 2 validations: \(samples)")
+            }
             let lossDifference = try largestLossDifference(one, two)
             let weightDifference = try largestWeightDifference(one, two, iteration: 6)
             print("equivalence \(method): largest relative loss difference \(lossDifference), largest weight difference \(weightDifference)")
@@ -233,6 +244,23 @@ final class DistributedCommandTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("MPI: 2 ranks (1 on this node)"), "one rank per namespace: \(r.stderr)")
         XCTAssertLessThanOrEqual(try largestLossDifference(one, two), 1e-5)
         XCTAssertLessThanOrEqual(try largestWeightDifference(one, two, iteration: 3), 1e-5)
+    }
+
+    func testTrainUnderMPIMatchesOneProcess() throws {
+        let f = try fixture()
+        func train(_ output: URL) -> [String] {
+            ["train", "--model", "restormer", "--set", "network.model.dim=4", "--set", "network.model.num_blocks=[1,1,1,1]",
+             "--set", "network.model.num_refinement_blocks=0", "--set", "network.model.heads=[1,1,1,1]",
+             "--train-data", f.data.path, "--train-degradation", "noise:25", "--patch-size", "16", "--batch-size", "4",
+             "--iterations", "4", "--log-every", "1", "--val-every", "0", "--output", output.path]
+        }
+        let one = f.dir.appendingPathComponent("train-one"), two = f.dir.appendingPathComponent("train-two")
+        XCTAssertEqual(try skd(train(one)).status, 0)
+        let r = finish(try mpi(2, train(two)))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("MPI: 2 ranks"), r.stderr)
+        XCTAssertLessThanOrEqual(try largestLossDifference(one, two), 1e-5)
+        XCTAssertLessThanOrEqual(try largestWeightDifference(one, two, iteration: 4), 1e-5)
     }
 
     // MARK: - Resume and signals
