@@ -56,8 +56,12 @@ final class RunSession {
         if case .failure = result { failed[mpi.rank] = 1 }
         failed.withUnsafeMutableBufferPointer { mpi.allReduceSum($0) }
         guard let first = failed.firstIndex(where: { $0 > 0 }) else { return try result.get() }
-        if first == mpi.rank { return try result.get() }
-        throw ExitCode(ExitStatus.badInput)
+        guard first == mpi.rank else { throw ExitCode(ExitStatus.badInput) }
+        // Rank 0's failures are everyone's as a rule (same options); another rank's names itself (its node's files).
+        do { return try result.get() } catch let error as ExitCode { throw error } catch {
+            guard mpi.rank != 0 else { throw error }
+            throw RunConfigurationError("rank \(mpi.rank) of \(mpi.size): \(error)")
+        }
     }
 
     /// Fails (collectively) when `text` on some rank differs from rank 0's; `describe(mine, rank0s)` words it.
@@ -65,7 +69,7 @@ final class RunSession {
         guard let mpi, mpi.size > 1 else { return }
         let reference = String(decoding: mpi.broadcast(bytes: Array(text.utf8), root: 0), as: UTF8.self)
         try collective {
-            if reference != text { throw RunConfigurationError("rank \(rank) of \(size): " + describe(text, reference)) }
+            if reference != text { throw RunConfigurationError(describe(text, reference)) }
         }
     }
 
