@@ -1,7 +1,7 @@
 # SwiftSKD — every target depends on `deps`, so a fresh Debian machine needs no other step.
 SWIFT      ?= swift
 CONFIG     ?= release
-APT_PKGS   := libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev pkg-config
+APT_PKGS   := libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev pkg-config libopenmpi-dev openmpi-bin
 DEMO_PKGS  := mate-backgrounds
 SWIFTFLAGS := -c $(CONFIG)
 

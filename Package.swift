@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "SKDDistill", targets: ["SKDDistill"]),
         .library(name: "SKDImage", targets: ["SKDImage"]),
         .library(name: "SwiftSKD", targets: ["SwiftSKD"]),
+        .library(name: "SKDDistributed", targets: ["SKDDistributed"]),
         .executable(name: "skd", targets: ["skd"]),
     ],
     dependencies: [
@@ -43,6 +44,10 @@ let package = Package(
         .systemLibrary(
             name: "CJPEG", path: "CSystem/CJPEG", pkgConfig: "libjpeg",
             providers: [.apt(["libjpeg-dev"])]),
+        // Open MPI, for data-parallel training under mpirun (SKDDistributed and `skd` only).
+        .systemLibrary(
+            name: "CMPI", path: "CSystem/CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]),
 
         // setjmp-guarded libpng/libjpeg over memory buffers: no input can exit, abort or hang the process.
         .target(
@@ -80,6 +85,12 @@ let package = Package(
             dependencies: ["SKDModels", "SKDImage", "SKDNN", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
 
+        // MARK: - Distributed training (MPI); the library targets above never depend on it
+        .target(
+            name: "SKDDistributed",
+            dependencies: ["CMPI", "SKDDistill"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Umbrella and command line
         // `import SwiftSKD` gives library users the whole public API.
         .target(
@@ -88,7 +99,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "skd",
-            dependencies: ["SwiftSKD", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SwiftSKD", "SKDDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings),
 
         // MARK: - Tests

@@ -144,6 +144,10 @@ public final class DistillationObjective {
     public let options: DistillationOptions
     /// The taps used by the feature loss.
     public let taps: [String]
+    /// Data-parallel training: turns this rank's contrastive negatives φ_l(I) `[b, ...]` into the global batch's
+    /// `[B, ...]` (every rank's, in rank order), so each sample is contrasted with every degraded input of the
+    /// global batch, as in one process. `nil`: the batch's own negatives.
+    public var gatherNegatives: ((Tensor) -> Tensor)? = nil
 
     /// - Parameters:
     ///   - teacher: the teacher (frozen and put in eval mode here); required unless the method is `none`.
@@ -228,7 +232,8 @@ public final class DistillationObjective {
             }
             if let phi = featureExtractor {
                 let fs = phi.features(restored)
-                let (ft, fi) = noGrad { (phi.features(teacherOut!), phi.features(input)) }
+                let (ft, ownNegatives) = noGrad { (phi.features(teacherOut!), phi.features(input)) }
+                let fi = gatherNegatives.map { ownNegatives.map($0) } ?? ownNegatives
                 let weights = options.contrastiveWeights ?? phi.defaultWeights
                 precondition(weights.count == fs.count, "contrastive weights: \(weights.count) for \(fs.count) layers of \(phi.summary)")
                 var cl: Tensor? = nil

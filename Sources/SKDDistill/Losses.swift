@@ -46,34 +46,35 @@ public enum ContrastiveForm: String, Codable, CaseIterable, Sendable {
 /// - Parameters:
 ///   - student: φ_l(S), `[B, ...]` (gradients flow into it).
 ///   - teacher: φ_l(T), the positives, shaped like `student`.
-///   - degraded: φ_l(I_q), the negatives, shaped like `student`.
+///   - degraded: φ_l(I_q), the negatives `[N, ...]`: usually the batch's own (N = B), under data-parallel training
+///     the global batch's, gathered from every rank (N = B·K); the per-sample shape must be `student`'s.
 ///   - form: `.infonce` or `.ratio`.
 ///   - tau: the InfoNCE temperature τ (ignored by `.ratio`).
 ///   - ratioEps: the ratio form's denominator guard.
 /// - Returns: a shape-`[]` tensor.
 public func contrastiveLayerLoss(student: Tensor, teacher: Tensor, degraded: Tensor,
                                  form: ContrastiveForm, tau: Float = 0.1, ratioEps: Float = 1e-7) -> Tensor {
-    precondition(student.shape == teacher.shape && student.shape == degraded.shape,
-                 "contrastive loss: student \(student.shape), teacher \(teacher.shape), degraded \(degraded.shape) must be equal")
-    let b = student.shape[0]
-    let s = student.reshaped([b, -1]), t = teacher.reshaped([b, -1]), neg = degraded.reshaped([b, -1])
+    precondition(student.shape == teacher.shape && student.shape.dropFirst() == degraded.shape.dropFirst(),
+                 "contrastive loss: student \(student.shape), teacher \(teacher.shape), degraded \(degraded.shape) must agree")
+    let b = student.shape[0], n = degraded.shape[0]
+    let s = student.reshaped([b, -1]), t = teacher.reshaped([b, -1]), neg = degraded.reshaped([n, -1])
     switch form {
     case .infonce:
         let sn = s.l2Normalized(), tn = t.l2Normalized(), nn = neg.l2Normalized()
         let positive = (sn * tn).sum(axis: 1, keepDims: true) * (1 / tau)            // [B, 1]
-        let negatives = Tensor.matmul(sn, nn, transposeB: true) * (1 / tau)          // [B, B]
+        let negatives = Tensor.matmul(sn, nn, transposeB: true) * (1 / tau)          // [B, N]
         // logsumexp is max-subtracted, so τ = 1e-6 (logits up to 1e6) stays finite.
-        let logits = Tensor.concat([positive, negatives], axis: 1)                    // [B, 1 + B]
+        let logits = Tensor.concat([positive, negatives], axis: 1)                    // [B, 1 + N]
         return (logits.logSumExp() - positive.reshaped([b])).mean()
     case .ratio:
         let dpos = (s - t).abs().mean(axis: 1)                                        // [B]
         var dneg: Tensor? = nil
-        for q in 0..<b {
-            // One negative at a time: memory B·D instead of B²·D.
+        for q in 0..<n {
+            // One negative at a time: memory B·D instead of B·N·D.
             let d = (s - neg.slice(axis: 0, start: q, end: q + 1)).abs().mean(axis: 1)
             dneg = dneg.map { $0 + d } ?? d
         }
-        return (dpos / (dneg! * (1 / Float(b)) + ratioEps)).mean()
+        return (dpos / (dneg! * (1 / Float(n)) + ratioEps)).mean()
     }
 }
 

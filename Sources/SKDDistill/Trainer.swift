@@ -94,6 +94,9 @@ public final class Trainer {
     public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     /// Stop (with a checkpoint, as on SIGINT) once this many iterations are complete; for tests and time-boxed runs.
     public var stopAfter: Int? = nil
+    /// Data-parallel training (Docs/distributed.md): the ranks that share each global batch of `options.batchSize`
+    /// (which `size` must divide). Rank 0 alone writes files and reports. Default: one process.
+    public var communicator: any GradientCommunicator = SingleProcessCommunicator()
 
     /// A trainer writing into `runDirectory`; `configJSON` is stored in checkpoints and weight files.
     public init(objective: DistillationObjective, training: any PairedImageSource, validation: (any PairedImageSource)?,
@@ -105,7 +108,10 @@ public final class Trainer {
     /// Trains, from the start or from `resume` (a checkpoint folder of the same run).
     public func run(resume: URL? = nil) throws -> TrainingSummary {
         let fm = FileManager.default
-        try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        let ranks = communicator.size, isWriter = communicator.rank == 0
+        precondition(options.batchSize % ranks == 0, "Trainer: batch size \(options.batchSize) is not divisible by \(ranks) ranks")
+        let say: (String) -> Void = isWriter ? report : { _ in }
+        if isWriter { try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true) }
         let store = CheckpointStore(runDirectory: runDirectory)
         let optimizer = Adam(parameters: objective.trainableParameters, lr: options.learningRate, weightDecay: options.weightDecay)
         let schedule = CosineAnnealingLR(baseLR: options.learningRate, tMax: options.iterations, etaMin: options.minLearningRate)
@@ -117,18 +123,26 @@ public final class Trainer {
             start = state.iteration
             samplerState = state.sampler
             if let p = state.bestPSNR, let i = state.bestIteration { best = (p, i) }
-            report("resumed from \(resume.path) at iteration \(start)")
+            say("resumed from \(resume.path) at iteration \(start)")
         }
+        let parallel = DataParallelSync(communicator: communicator, parameters: objective.trainableParameters)
+        parallel.broadcastParameters()
+        if ranks > 1 { objective.gatherNegatives = { [communicator] in communicator.allGather($0) } }
+        defer { objective.gatherNegatives = nil }
         let sampler = TrainingSampler(source: training, batchSize: options.batchSize, patchSize: options.patchSize, seed: options.seed,
-                                      range: .minusOneToOne, workers: max(1, options.workers), resume: samplerState)
+                                      range: .minusOneToOne, workers: max(1, options.workers), resume: samplerState,
+                                      shard: (communicator.rank, ranks))
         defer { sampler.stop() }
-        let log = try JSONLWriter(runDirectory.appendingPathComponent("log.jsonl"), append: resume != nil)
+        let log = isWriter ? try JSONLWriter(runDirectory.appendingPathComponent("log.jsonl"), append: resume != nil) : nil
         let stop = StopSignal()
         defer { stop.uninstall() }
-        let progress = ProgressLine(total: options.iterations, report: report)
+        let progress = ProgressLine(total: options.iterations, imagesPerIteration: options.batchSize, report: say)
+        var stopAgreed = false
 
         var lastCheckpoint = resume
         func checkpoint(_ iteration: Int) throws -> URL {
+            // Only rank 0 writes; the others name the folder it writes.
+            guard isWriter else { return store.directory.appendingPathComponent(String(format: "iter-%08d", iteration)) }
             let state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
             let url = try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state)
             lastCheckpoint = url
@@ -139,7 +153,7 @@ public final class Trainer {
         var lastTerms: [String: Float] = [:]
         var trainSeconds = 0.0, trainedImages = 0
         for iteration in start..<options.iterations {
-            if stop.requested || stopAfter.map({ iteration >= $0 }) == true {
+            if (ranks == 1 ? stop.requested : stopAgreed) || stopAfter.map({ iteration >= $0 }) == true {
                 throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration))
             }
             let began = DispatchTime.now()
@@ -147,29 +161,35 @@ public final class Trainer {
             let batch = try sampler.next()
             optimizer.zeroGrad()
             let loss = objective(input: batch.input, target: batch.target)
-            if let bad = loss.terms.first(where: { !$0.value.isFinite }) {
+            if ranks == 1, let bad = loss.terms.first(where: { !$0.value.isFinite }) {
                 throw TrainingError.nonFinite(term: bad.name, iteration: iteration, lastCheckpoint: lastCheckpoint)
             }
             loss.total.backward()
+            // Ranks > 1: gradients and terms become the global batch's means, the stop request everyone's.
+            let (terms, stopAny) = parallel.reduce(terms: loss.terms, stop: stop.requested)
+            stopAgreed = stopAny
+            if let bad = terms.first(where: { !$0.value.isFinite }) {
+                throw TrainingError.nonFinite(term: bad.name, iteration: iteration, lastCheckpoint: lastCheckpoint)
+            }
             optimizer.step()
             trainSeconds += Double(DispatchTime.now().uptimeNanoseconds - began.uptimeNanoseconds) / 1e9
-            trainedImages += batch.input.shape[0]
-            lastTerms = Dictionary(loss.terms.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            trainedImages += batch.input.shape[0] * ranks
+            lastTerms = Dictionary(terms.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
 
             let done = iteration + 1
             if done == 1 || done % max(1, options.logEvery) == 0 || done == options.iterations {
                 var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": trainSeconds]
-                for (name, value) in loss.terms { entry[name] = Double(value) }
-                try log.write(entry)
+                for (name, value) in terms { entry[name] = Double(value) }
+                try log?.write(entry)
             }
-            progress.update(done, terms: loss.terms, secondsPerIteration: trainSeconds / Double(done - start))
+            if isWriter { progress.update(done, terms: terms, secondsPerIteration: trainSeconds / Double(done - start)) }
 
-            let validate = validation != nil && options.validateEvery > 0 && (done % options.validateEvery == 0 || done == options.iterations)
+            let validate = isWriter && validation != nil && options.validateEvery > 0 && (done % options.validateEvery == 0 || done == options.iterations)
             if validate, let validation {
                 let (psnr, ssim) = try evaluate(validation, iteration: done)
-                try log.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
+                try log?.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
                 progress.finishLine()
-                report(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
+                say(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
                 if best == nil || psnr > best!.psnr {
                     best = (psnr, done)
                     try saveBest()
@@ -181,6 +201,7 @@ public final class Trainer {
             }
         }
         progress.finishLine()
+        if let line = parallel.summary(secondsPerStep: trainSeconds / Double(max(1, options.iterations - start))) { say(line) }
         let final = try checkpoint(options.iterations)
         return TrainingSummary(iterations: options.iterations, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
                                imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
@@ -263,12 +284,15 @@ final class StopSignal {
 /// A progress bar on a terminal (redrawn in place), plain lines every few seconds otherwise.
 final class ProgressLine {
     let total: Int
+    let imagesPerIteration: Int
     let report: (String) -> Void
     let isTerminal = isatty(fileno(stderr)) != 0
     var lastPlain = DispatchTime.now()
     var open = false
 
-    init(total: Int, report: @escaping (String) -> Void) { self.total = total; self.report = report }
+    init(total: Int, imagesPerIteration: Int = 0, report: @escaping (String) -> Void) {
+        self.total = total; self.imagesPerIteration = imagesPerIteration; self.report = report
+    }
 
     /// - Parameters:
     ///   - done: completed iterations.
@@ -278,7 +302,9 @@ final class ProgressLine {
         let eta = Double(total - done) * secondsPerIteration
         let etaText = String(format: "%d:%02d:%02d", Int(eta) / 3600, Int(eta) / 60 % 60, Int(eta) % 60)
         let termText = terms.map { String(format: "%@ %.4g", $0.name, $0.value) }.joined(separator: "  ")
-        let rate = String(format: "%.2f it/s  ETA %@", 1 / max(secondsPerIteration, 1e-9), etaText)
+        var rate = String(format: "%.2f it/s  ETA %@", 1 / max(secondsPerIteration, 1e-9), etaText)
+        // The global batch over all ranks: the job's throughput.
+        if imagesPerIteration > 0 { rate += String(format: "  %.1f img/s", Double(imagesPerIteration) / max(secondsPerIteration, 1e-9)) }
         if isTerminal {
             let width = 24, filled = Int(fraction * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)

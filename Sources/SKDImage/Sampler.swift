@@ -146,15 +146,22 @@ public final class TrainingSampler {
     ///   - prefetch: how many batches may be ready or in preparation ahead of the consumer (≥ 1).
     ///   - workers: background decoding threads (≥ 1).
     ///   - resume: a state from `state` of an earlier sampler with the same dataset and settings.
+    ///   - shard: data-parallel training: this sampler yields share `index` of `count` equal shares of each batch
+    ///     (samples `index·B/count ..< (index+1)·B/count` of batch b, as `[B/count, 3, P, P]`); `batchSize` B stays
+    ///     the global batch and must be divisible by `count`. `state` counts global batches, so it is the same for
+    ///     every share and any `count`.
     public init(source: any PairedImageSource, batchSize: Int, patchSize: Int = 128, seed: UInt64,
                 range: PixelRange = .minusOneToOne, augment: Bool = true, shuffle: Bool = true,
-                prefetch: Int = 4, workers: Int = 1, resume: State? = nil) {
+                prefetch: Int = 4, workers: Int = 1, resume: State? = nil, shard: (index: Int, count: Int) = (0, 1)) {
         precondition(source.count > 0, "TrainingSampler: the dataset is empty")
         precondition(batchSize > 0 && patchSize > 0, "TrainingSampler: batch size \(batchSize) and patch size \(patchSize) must be positive")
         precondition(prefetch >= 1 && workers >= 1, "TrainingSampler: prefetch \(prefetch) and workers \(workers) must be at least 1")
-        recipe = BatchRecipe(source: source, batchSize: batchSize, patchSize: patchSize, seed: resume?.seed ?? seed,
+        precondition(shard.count >= 1 && (0..<shard.count).contains(shard.index) && batchSize % shard.count == 0,
+                     "TrainingSampler: shard \(shard.index) of \(shard.count) of a batch of \(batchSize)")
+        // Share r of global batch b is batch b·count + r of batches of B/count samples: the same samples, the same seeds.
+        recipe = BatchRecipe(source: source, batchSize: batchSize / shard.count, patchSize: patchSize, seed: resume?.seed ?? seed,
                              range: range, augment: augment, shuffle: shuffle)
-        pipeline = Pipeline(recipe: recipe, first: resume?.nextBatch ?? 0, capacity: prefetch)
+        pipeline = Pipeline(recipe: recipe, first: resume?.nextBatch ?? 0, capacity: prefetch, shard: shard)
         for _ in 0..<workers {
             let pipeline = self.pipeline
             let thread = Thread { pipeline.work() }
@@ -195,9 +202,12 @@ private final class Pipeline: @unchecked Sendable {
     var stopped = false
     var readyCount: Int { condition.lock(); defer { condition.unlock() }; return ready.count }
 
-    init(recipe: BatchRecipe, first: Int, capacity: Int) {
+    let shard: (index: Int, count: Int)
+
+    init(recipe: BatchRecipe, first: Int, capacity: Int, shard: (index: Int, count: Int)) {
         self.recipe = recipe
         self.capacity = capacity
+        self.shard = shard
         nextToBuild = first
         nextToTake = first
     }
@@ -212,7 +222,10 @@ private final class Pipeline: @unchecked Sendable {
             nextToBuild += 1
             condition.unlock()
 
-            let result = Result { try recipe.batch(index, cachedOrder: &cachedOrder) }
+            let result = Result { () throws -> TrainingBatch in
+                let b = try recipe.batch(index * shard.count + shard.index, cachedOrder: &cachedOrder)
+                return TrainingBatch(index: index, input: b.input, target: b.target, names: b.names)
+            }
 
             condition.lock()
             ready[index] = result

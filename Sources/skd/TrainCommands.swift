@@ -82,6 +82,9 @@ struct RunFlags: ParsableArguments {
     @Option(help: .private)
     var stopAfter: Int?
 
+    @Option(help: ArgumentHelp("OpenBLAS and kernel threads of this process, or of each rank under mpirun (Docs/distributed.md); also $SKD_THREADS. Not stored in the run. (default: every core; under mpirun the cores of the rank)", valueName: "n"))
+    var threads: Int?
+
     /// The flags as (key path, value) assignments, in the order they are applied.
     func assignments(modelKey: String, model: String?) -> [(String, Any)] {
         var out: [(String, Any)] = []
@@ -209,10 +212,20 @@ enum RunDriver {
     }
 
     /// Checks, trains, plots and prints the summary.
+    ///
+    /// - Parameter session: the ranks of an MPI job (Docs/distributed.md): they check together, rank 0 alone prints
+    ///   and writes.
     @discardableResult
-    static func run(_ configuration: RunConfiguration, checkpoint: URL?, stopAfter: Int?) throws -> TrainingSummary {
-        let prepared = try configuration.prepare(resuming: checkpoint != nil)
+    static func run(_ configuration: RunConfiguration, checkpoint: URL?, stopAfter: Int?,
+                    session: RunSession = .single) throws -> TrainingSummary {
+        try session.checkLayout(configuration)
+        let prepared = try session.collective { try configuration.prepare(resuming: checkpoint != nil) }
+        try session.requireSame("\(prepared.training.count)") { "it found \($0) training pairs, rank 0 \($1); every rank must see the same data" }
         let c = prepared.configuration
+        let trainer = prepared.makeTrainer()
+        trainer.stopAfter = stopAfter
+        session.attach(trainer)
+        guard session.isWriter else { return try session.training { try trainer.run(resume: checkpoint) } }
         let studentName = c.student?.architecture ?? "?"
         printError("run folder: \(prepared.runDirectory.path)")
         printError(String(format: "%@: %@ with %.3f M parameters; %d training pairs%@",
@@ -223,12 +236,13 @@ enum RunDriver {
                               Double(teacher.parameterCount) / 1e6, file.path, c.distillation.method.rawValue,
                               prepared.featureExtractor.map { "; contrastive φ: \($0.summary)" } ?? ""))
         }
-        try FileManager.default.createDirectory(at: prepared.runDirectory, withIntermediateDirectories: true)
-        try Data(c.yamlString().utf8).write(to: prepared.runDirectory.appendingPathComponent("options.yml"))
-        let trainer = prepared.makeTrainer()
-        trainer.stopAfter = stopAfter
+        // Under MPI the other ranks are already waiting in the first collective: a failure here ends the job.
+        try session.training {
+            try FileManager.default.createDirectory(at: prepared.runDirectory, withIntermediateDirectories: true)
+            try Data(c.yamlString().utf8).write(to: prepared.runDirectory.appendingPathComponent("options.yml"))
+        }
         defer { writePlot(prepared.runDirectory) }
-        let summary = try trainer.run(resume: checkpoint)
+        let summary = try session.training { try trainer.run(resume: checkpoint) }
         let best = summary.bestPSNR.map { String(format: "; best validation PSNR %.3f dB at iteration %d", $0, summary.bestIteration ?? 0) } ?? ""
         print(String(format: "finished %d iterations, %.2f images/s%@", summary.iterations, summary.imagesPerSecond, best))
         print("checkpoint: \(summary.checkpoint.path)")
@@ -263,10 +277,13 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var flags: RunFlags
 
     func run() throws {
+        let session = try RunSession.start()
+        defer { session.finish() }
         try reportingErrors {
-            let (configuration, checkpoint) = try RunDriver.configuration(
-                mode: .train, flags: flags, assignments: flags.assignments(modelKey: "network.model", model: model))
-            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter)
+            try session.collective { try session.applyThreads(flags.threads) }
+            let (configuration, checkpoint) = try session.collective { try RunDriver.configuration(
+                mode: .train, flags: flags, assignments: flags.assignments(modelKey: "network.model", model: model)) }
+            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, session: session)
         }
     }
 }
@@ -284,11 +301,14 @@ struct DistillCommand: ParsableCommand {
     @OptionGroup var flags: RunFlags
 
     func run() throws {
+        let session = try RunSession.start()
+        defer { session.finish() }
         try reportingErrors {
-            let (configuration, checkpoint) = try RunDriver.configuration(
+            try session.collective { try session.applyThreads(flags.threads) }
+            let (configuration, checkpoint) = try session.collective { try RunDriver.configuration(
                 mode: .distill, flags: flags,
-                assignments: flags.assignments(modelKey: "network.student", model: student) + distill.assignments())
-            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter)
+                assignments: flags.assignments(modelKey: "network.student", model: student) + distill.assignments()) }
+            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, session: session)
         }
     }
 }
