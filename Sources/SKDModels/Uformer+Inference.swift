@@ -8,13 +8,21 @@
 // projection, `W·m` per window position, since the modulator is added before the projection), attention for all
 // heads by one C kernel (`skd_window_attention`: logits, relative-position bias, the −100 shift mask, softmax and
 // the product with the values), and the result scattered back to the map positions the window came from. The
-// output projection then accumulates onto the residual. Same arithmetic as the composed ops up to float rounding.
+// output projection then accumulates onto the residual. The LeFF feed-forward runs in bands of token rows (a
+// band of rows is a contiguous run of tokens): linear1 + GELU on the band and one halo row each side, the token
+// depthwise 3×3 + GELU, and linear2 accumulated onto the residual's rows — no full-size hidden map (4·C wide, e.g.
+// 128 MiB per tensor at uformer-s's last decoder level at 512×512). Same arithmetic as the composed ops up to float
+// rounding.
 
 import CSKDKernels
 import SKDNN
 import SKDTensor
 
 extension UformerLeWinBlock {
+    /// The bytes of LeFF hidden activations one row band of the inference path may hold (at least one row plus the
+    /// two halo rows is always taken). A tuning knob, not thread-safe to change while a forward pass runs.
+    public static var feedForwardBandBytes = 8 << 20
+
     /// Whether this call may take the inference path: nothing needs a gradient and no path is dropped at random.
     func runsInference(_ x: Tensor) -> Bool {
         if isTraining && dropPath > 0 { return false }
@@ -34,6 +42,10 @@ extension UformerLeWinBlock {
         noGrad {
             let y = x + attn.inferenceAttention(norm1(x), batch: x.shape[0], height: height, width: width, shift: shift,
                                                 modulator: modulator?.weight)
+            if let leff = mlp as? UformerLeFF {
+                return leff.inferenceResidual(norm2(y), adding: y, height: height, width: width,
+                                              bandBytes: Self.feedForwardBandBytes)
+            }
             return y + mlp.forward(norm2(y), height: height, width: width)
         }
     }
@@ -97,5 +109,54 @@ extension UformerWindowAttention {
             }
         }
         return proj(attended)
+    }
+}
+
+extension UformerLeFF {
+    /// `residual + LeFF(x)` in bands of token rows, without recording.
+    ///
+    /// - Parameters:
+    ///   - x: `[B, H·W, dim]`, the normalised tokens.
+    ///   - residual: `[B, H·W, dim]`.
+    ///   - height: `H`.
+    ///   - width: `W`.
+    ///   - bandBytes: the budget of one band's hidden activations, halo rows included.
+    /// - Returns: `[B, H·W, dim]`.
+    func inferenceResidual(_ x: Tensor, adding residual: Tensor, height: Int, width: Int, bandBytes: Int) -> Tensor {
+        let batch = x.shape[0]
+        precondition(x.rank == 3 && x.shape == [batch, height * width, dim] && residual.shape == x.shape,
+                     "UformerLeFF: tokens \(x.shape) / residual \(residual.shape) are not [B, \(height)·\(width), \(dim)]")
+        let fc1 = linear1[0] as! Linear, conv = dwconv[0] as! Conv2d, fc2 = linear2[0] as! Linear
+        let tokens = height * width
+        let rowsPerBand = max(1, min(height, bandBytes / max(1, hiddenDim * width * 4) - 2))
+        // The residual plus linear2's bias; each band's GEMM accumulates onto its rows.
+        let out = Tensor(uninitialized: residual.shape)
+        let o = out.pointer, r = residual.pointer
+        if let bias = fc2.bias?.pointer {
+            Parallel.forEach(batch * tokens, cost: dim) { rows in
+                for t in rows { for ch in 0..<dim { o[t * dim + ch] = r[t * dim + ch] + bias[ch] } }
+            }
+        } else {
+            o.update(from: r, count: residual.count)
+        }
+        for image in 0..<batch {
+            var r0 = 0
+            while r0 < height {
+                let r1 = min(height, r0 + rowsPerBand)
+                let a = max(0, r0 - 1), e = min(height, r1 + 1), n = e - a
+                let band = Tensor(uninitialized: [1, n * width, dim])
+                band.pointer.update(from: x.pointer + (image * tokens + a * width) * dim, count: n * width * dim)
+                let hidden = Tensor.linear(band, weight: fc1.weight, bias: fc1.bias)            // [1, n·W, hidden]
+                VectorRows.gelu(hidden.pointer, hidden.pointer, count: hidden.count)
+                let mixed = Tensor.depthwiseConv3x3Tokens(hidden, weight: conv.weight, bias: conv.bias, height: n, width: width)
+                VectorRows.gelu(mixed.pointer, mixed.pointer, count: mixed.count)
+                // Rows r0..<r1 of out += mixed rows · W2ᵀ.
+                BLAS.sgemm(transB: true, m: (r1 - r0) * width, n: dim, k: hiddenDim,
+                           a: mixed.pointer + (r0 - a) * width * hiddenDim, b: fc2.weight.pointer, beta: 1,
+                           c: o + (image * tokens + r0 * width) * dim)
+                r0 = r1
+            }
+        }
+        return out
     }
 }

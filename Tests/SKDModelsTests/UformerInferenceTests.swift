@@ -20,7 +20,8 @@ final class UformerInferenceTests: XCTestCase {
             (6, 2, 2, 4, 2, false, true, 2, 2, 4),     // stage side 2 ≤ window: window 2, no shift
             (32, 2, 16, 8, 4, false, true, 1, 8, 8),   // d = 16, n = 64: full AVX-512 rows
         ]
-        defer { skd_window_attention_set_level(-1) }
+        let savedBand = UformerLeWinBlock.feedForwardBandBytes
+        defer { skd_window_attention_set_level(-1); UformerLeWinBlock.feedForwardBandBytes = savedBand }
         for (i, c) in cases.enumerated() {
             let block = UformerLeWinBlock(dim: c.dim, resolution: c.resolution, numHeads: c.heads, window: c.window,
                                           shift: c.shift, qkvBias: c.qkvBias, modulator: c.modulator)
@@ -34,6 +35,9 @@ final class UformerInferenceTests: XCTestCase {
             let composed = block.forward(input, height: c.h, width: c.w).detached()
             for level in 0...2 {
                 skd_window_attention_set_level(Int32(level))
+                // LeFF bands of 1, 2 and all rows (the halo is 2 rows).
+                let hidden = Int(Double(c.dim) * 4)
+                UformerLeWinBlock.feedForwardBandBytes = ([1, 2, c.h][level] + 2) * hidden * c.w * 4
                 let fused = noGrad { block.forward(x, height: c.h, width: c.w) }
                 XCTAssertEqual(fused.shape, composed.shape)
                 let error = fused.relativeError(to: composed)
