@@ -34,12 +34,17 @@ static inline __attribute__((always_inline)) float exp_body(float x) {
     return x < lowest ? 0.0f : e * scale;
 }
 
+// acc[0..W) += a · src[0..W) for a block width W known at compile time: the block lives in registers (W/16 zmm,
+// W/8 ymm) and its W/lanes accumulators are independent chains.
+#define AXPY_BLOCK(W, acc, a, src) do { for (int l_ = 0; l_ < (W); l_++) (acc)[l_] += (a) * (src)[l_]; } while (0)
+
 static inline __attribute__((always_inline))
 void window_attention_body(const float *restrict q, const float *restrict k, const float *restrict v, ptrdiff_t ld,
                            float *restrict out, ptrdiff_t ldo, const float *restrict bias,
                            const unsigned char *restrict labels, int n, int heads, int d, float *restrict scratch) {
-    float *restrict kt = scratch;            // [d, n]: this head's keys, transposed
-    float *restrict row = scratch + (ptrdiff_t)n * d;  // [n]: one query's logits, then its weights
+    float *restrict s = scratch;                          // [n, n]: logits, then softmax numerators
+    float *restrict kt = scratch + (ptrdiff_t)n * n;     // [d, n]: this head's keys, transposed
+    float *restrict inv = kt + (ptrdiff_t)n * d;         // [n]: 1 / softmax denominators
     for (int h = 0; h < heads; h++) {
         const float *qh = q + (ptrdiff_t)h * d, *kh = k + (ptrdiff_t)h * d, *vh = v + (ptrdiff_t)h * d;
         for (int j = 0; j < n; j++)
@@ -47,10 +52,23 @@ void window_attention_body(const float *restrict q, const float *restrict k, con
         const float *bh = bias + (ptrdiff_t)h * n * n;
         for (int i = 0; i < n; i++) {
             const float *qi = qh + (ptrdiff_t)i * ld, *bi = bh + (ptrdiff_t)i * n;
-            for (int j = 0; j < n; j++) row[j] = 0.0f;
-            for (int p = 0; p < d; p++) {
-                const float a = qi[p], *kp = kt + (ptrdiff_t)p * n;
-                for (int j = 0; j < n; j++) row[j] += a * kp[j];
+            float *restrict row = s + (ptrdiff_t)i * n;
+            // Logits q_i · k_j, 64 then 16 keys at a time in registers, then one by one.
+            int j0 = 0;
+            for (; j0 + 64 <= n; j0 += 64) {
+                float acc[64] = {0};
+                for (int p = 0; p < d; p++) AXPY_BLOCK(64, acc, qi[p], kt + (ptrdiff_t)p * n + j0);
+                for (int l = 0; l < 64; l++) row[j0 + l] = acc[l];
+            }
+            for (; j0 + 16 <= n; j0 += 16) {
+                float acc[16] = {0};
+                for (int p = 0; p < d; p++) AXPY_BLOCK(16, acc, qi[p], kt + (ptrdiff_t)p * n + j0);
+                for (int l = 0; l < 16; l++) row[j0 + l] = acc[l];
+            }
+            for (; j0 < n; j0++) {
+                float acc = 0.0f;
+                for (int p = 0; p < d; p++) acc += qi[p] * kt[(ptrdiff_t)p * n + j0];
+                row[j0] = acc;
             }
             if (labels) {
                 const unsigned char li = labels[i];
@@ -58,31 +76,61 @@ void window_attention_body(const float *restrict q, const float *restrict k, con
             } else {
                 for (int j = 0; j < n; j++) row[j] += bi[j];
             }
-            // Softmax over the row: max, exp, sum, each split over LANES partial results.
+            // Softmax numerators and the reciprocal of their sum; max and sum split over LANES partial results.
             float lane[LANES];
             for (int l = 0; l < LANES; l++) lane[l] = row[0];
             int body = n / LANES * LANES;
-            for (int j0 = 0; j0 < body; j0 += LANES)
-                for (int l = 0; l < LANES; l++) lane[l] = lane[l] > row[j0 + l] ? lane[l] : row[j0 + l];
+            for (int b0 = 0; b0 < body; b0 += LANES)
+                for (int l = 0; l < LANES; l++) lane[l] = lane[l] > row[b0 + l] ? lane[l] : row[b0 + l];
             float m = row[0];
             for (int l = 0; l < LANES; l++) m = m > lane[l] ? m : lane[l];
             for (int j = body; j < n; j++) m = m > row[j] ? m : row[j];
             for (int j = 0; j < n; j++) row[j] = exp_body(row[j] - m);
             for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
-            for (int j0 = 0; j0 < body; j0 += LANES)
-                for (int l = 0; l < LANES; l++) lane[l] += row[j0 + l];
-            float s = 0.0f;
-            for (int l = 0; l < LANES; l++) s += lane[l];
-            for (int j = body; j < n; j++) s += row[j];
-            const float inv = 1.0f / s;
-            // out_i = (Σ_j e_j v_j) / s.
-            float *restrict oi = out + (ptrdiff_t)i * ldo + (ptrdiff_t)h * d;
-            for (int p = 0; p < d; p++) oi[p] = 0.0f;
-            for (int j = 0; j < n; j++) {
-                const float w = row[j], *vj = vh + (ptrdiff_t)j * ld;
-                for (int p = 0; p < d; p++) oi[p] += w * vj[p];
+            for (int b0 = 0; b0 < body; b0 += LANES)
+                for (int l = 0; l < LANES; l++) lane[l] += row[b0 + l];
+            float sum = 0.0f;
+            for (int l = 0; l < LANES; l++) sum += lane[l];
+            for (int j = body; j < n; j++) sum += row[j];
+            inv[i] = 1.0f / sum;
+        }
+        // out_i = (Σ_j e_ij v_j) / s_i: four queries and 16 value columns at a time in registers.
+        int i0 = 0;
+        for (; i0 + 4 <= n; i0 += 4) {
+            const float *e0 = s + (ptrdiff_t)i0 * n, *e1 = e0 + n, *e2 = e1 + n, *e3 = e2 + n;
+            int p0 = 0;
+            for (; p0 + 16 <= d; p0 += 16) {
+                float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+                for (int j = 0; j < n; j++) {
+                    const float *vj = vh + (ptrdiff_t)j * ld + p0;
+                    AXPY_BLOCK(16, a0, e0[j], vj);
+                    AXPY_BLOCK(16, a1, e1[j], vj);
+                    AXPY_BLOCK(16, a2, e2[j], vj);
+                    AXPY_BLOCK(16, a3, e3[j], vj);
+                }
+                float *o = out + (ptrdiff_t)i0 * ldo + (ptrdiff_t)h * d + p0;
+                for (int l = 0; l < 16; l++) {
+                    o[l] = a0[l] * inv[i0];
+                    o[ldo + l] = a1[l] * inv[i0 + 1];
+                    o[2 * ldo + l] = a2[l] * inv[i0 + 2];
+                    o[3 * ldo + l] = a3[l] * inv[i0 + 3];
+                }
             }
-            for (int p = 0; p < d; p++) oi[p] *= inv;
+            for (; p0 < d; p0++)
+                for (int r = 0; r < 4; r++) {
+                    const float *e = s + (ptrdiff_t)(i0 + r) * n;
+                    float acc = 0.0f;
+                    for (int j = 0; j < n; j++) acc += e[j] * vh[(ptrdiff_t)j * ld + p0];
+                    out[(ptrdiff_t)(i0 + r) * ldo + (ptrdiff_t)h * d + p0] = acc * inv[i0 + r];
+                }
+        }
+        for (; i0 < n; i0++) {
+            const float *e = s + (ptrdiff_t)i0 * n;
+            for (int p = 0; p < d; p++) {
+                float acc = 0.0f;
+                for (int j = 0; j < n; j++) acc += e[j] * vh[(ptrdiff_t)j * ld + p];
+                out[(ptrdiff_t)i0 * ldo + (ptrdiff_t)h * d + p] = acc * inv[i0];
+            }
         }
     }
 }

@@ -85,7 +85,7 @@ extension UformerWindowAttention {
             Parallel.forEach(batch * windowsPerImage, cost: 2 * n * n * c + n * row3) { windows in
                 let gathered = UnsafeMutablePointer<Float>.allocate(capacity: n * row3)
                 let result = UnsafeMutablePointer<Float>.allocate(capacity: n * c)
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n * n + n * d)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n * n + n * d + n)
                 defer { gathered.deallocate(); result.deallocate(); scratch.deallocate() }
                 for window in windows {
                     let b = window / windowsPerImage, inImage = window % windowsPerImage
@@ -147,9 +147,9 @@ extension UformerLeFF {
                 let band = Tensor(uninitialized: [1, n * width, dim])
                 band.pointer.update(from: x.pointer + (image * tokens + a * width) * dim, count: n * width * dim)
                 let hidden = Tensor.linear(band, weight: fc1.weight, bias: fc1.bias)            // [1, n·W, hidden]
-                VectorRows.gelu(hidden.pointer, hidden.pointer, count: hidden.count)
+                parallelGELU(hidden)
                 let mixed = Tensor.depthwiseConv3x3Tokens(hidden, weight: conv.weight, bias: conv.bias, height: n, width: width)
-                VectorRows.gelu(mixed.pointer, mixed.pointer, count: mixed.count)
+                parallelGELU(mixed)
                 // Rows r0..<r1 of out += mixed rows · W2ᵀ.
                 BLAS.sgemm(transB: true, m: (r1 - r0) * width, n: dim, k: hiddenDim,
                            a: mixed.pointer + (r0 - a) * width * hiddenDim, b: fc2.weight.pointer, beta: 1,
@@ -158,5 +158,13 @@ extension UformerLeFF {
             }
         }
         return out
+    }
+}
+
+/// GELU in place, split over the cores.
+private func parallelGELU(_ t: Tensor) {
+    let p = t.pointer
+    Parallel.forEach(t.count, cost: 16) { range in
+        VectorRows.gelu(p + range.lowerBound, p + range.lowerBound, count: range.count)
     }
 }

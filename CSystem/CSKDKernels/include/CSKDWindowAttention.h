@@ -15,7 +15,7 @@
 /// - bias: [heads, n, n], the relative-position bias.
 /// - labels: [n] region labels, or NULL for an unshifted window.
 /// - out: rows of `ldo` floats; columns [0, heads·d) are written.
-/// - scratch: at least n·n + n·d floats.
+/// - scratch: at least n·n + n·d + n floats.
 void skd_window_attention(const float *q, const float *k, const float *v, ptrdiff_t ld,
                           float *out, ptrdiff_t ldo, const float *bias, const unsigned char *labels,
                           int n, int heads, int d, float *scratch);
