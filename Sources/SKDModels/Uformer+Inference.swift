@@ -146,10 +146,10 @@ extension UformerLeFF {
                 let a = max(0, r0 - 1), e = min(height, r1 + 1), n = e - a
                 let band = Tensor(uninitialized: [1, n * width, dim])
                 band.pointer.update(from: x.pointer + (image * tokens + a * width) * dim, count: n * width * dim)
-                let hidden = Tensor.linear(band, weight: fc1.weight, bias: fc1.bias)            // [1, n·W, hidden]
-                parallelGELU(hidden)
-                let mixed = Tensor.depthwiseConv3x3Tokens(hidden, weight: conv.weight, bias: conv.bias, height: n, width: width)
-                parallelGELU(mixed)
+                // GELU out of place: the C row kernel's in-place form does not vectorise.
+                let hidden = Tensor.linear(band, weight: fc1.weight, bias: fc1.bias).gelu()     // [1, n·W, hidden]
+                let mixed = Tensor.depthwiseConv3x3Tokens(hidden, weight: conv.weight, bias: conv.bias, height: n,
+                                                          width: width).gelu()
                 // Rows r0..<r1 of out += mixed rows · W2ᵀ.
                 BLAS.sgemm(transB: true, m: (r1 - r0) * width, n: dim, k: hiddenDim,
                            a: mixed.pointer + (r0 - a) * width * hiddenDim, b: fc2.weight.pointer, beta: 1,
@@ -161,10 +161,3 @@ extension UformerLeFF {
     }
 }
 
-/// GELU in place, split over the cores.
-private func parallelGELU(_ t: Tensor) {
-    let p = t.pointer
-    Parallel.forEach(t.count, cost: 16) { range in
-        VectorRows.gelu(p + range.lowerBound, p + range.lowerBound, count: range.count)
-    }
-}
