@@ -30,6 +30,45 @@ public struct RunConfigurationError: Error, CustomStringConvertible, LocalizedEr
     public var errorDescription: String? { message }
 }
 
+/// Errors as one line for the user: Foundation's file errors (which print as `Error Domain=NSCocoaErrorDomain
+/// Code=... UserInfo={...}`) become "<path>: <reason>"; other errors their description.
+public enum ErrorText {
+    /// One line describing `error`.
+    public static func describe(_ error: Error) -> String {
+        if let e = error as? RunConfigurationError { return e.message }
+        if let e = error as? DecodingError { return ModelSpec.describe(e) }
+        let ns = error as NSError
+        if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
+            let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+            return [path, reason(ns)].compactMap { $0 }.joined(separator: ": ")
+        }
+        if let text = error as? CustomStringConvertible { return oneLine(text.description) }
+        return oneLine("\(error)")
+    }
+
+    static func oneLine(_ text: String) -> String { text.split(whereSeparator: \.isNewline).joined(separator: " ") }
+
+    static func reason(_ ns: NSError) -> String {
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code))).lowercased()
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))).lowercased() }
+        switch CocoaError.Code(rawValue: ns.code) {
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or folder"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "permission denied"
+        case .fileWriteFileExists: return "a file of that name is in the way"
+        case .fileWriteOutOfSpace: return "no space left on the device"
+        case .fileWriteVolumeReadOnly: return "read-only file system"
+        case .fileReadCorruptFile: return "the file is corrupt"
+        case .fileReadInapplicableStringEncoding: return "not UTF-8 text"
+        case .fileReadTooLarge: return "the file is too large"
+        default:
+            let text = ns.localizedDescription
+            return text.contains("NSCocoaErrorDomain") || text.isEmpty ? "file operation failed (code \(ns.code))" : oneLine(text)
+        }
+    }
+}
+
 /// Whether a run trains a network alone (`skd train`, L1 to the ground truth) or distils a teacher into it.
 public enum RunMode: String, Sendable, CaseIterable {
     /// One network trained with L1; distillation options are ignored.
@@ -78,7 +117,7 @@ public struct DatasetConfiguration: Equatable, Sendable {
         } catch let error as RunConfigurationError {
             throw RunConfigurationError("\(role) data: \(error.message)")
         } catch {
-            throw RunConfigurationError("\(role) data: \(error)")
+            throw RunConfigurationError("\(role) data: \(ErrorText.describe(error))")
         }
     }
 }
@@ -475,13 +514,15 @@ public struct ModelWeights {
         let file: SafeTensorsFile
         do { file = try SafeTensors.read(url) } catch { throw RunConfigurationError("\(error)") }
         var spec = architecture
-        if let config = file.metadata["config"] {
-            spec = try architectureDescribed(by: config, source: url.path) ?? architecture
+        if let config = file.metadata["config"], let named = try architectureDescribed(by: config, source: url.path) {
+            try checkAgreement(named, given: architecture, file: url)
+            spec = named
         }
         guard let spec else {
             throw RunConfigurationError("\(url.path): the file names no architecture (no 'config' metadata); give it with --teacher-preset or network.teacher")
         }
         let tensors = file.tensors.filter { !$0.key.hasPrefix("projectors.") }
+        try checkFinite(tensors, file: url)
         return ModelWeights(spec: spec, tensors: tensors, file: url)
     }
 
@@ -489,14 +530,37 @@ public struct ModelWeights {
         let stateURL = folder.appendingPathComponent("state.json")
         let state: CheckpointState
         do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
-            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(error))")
+            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(ErrorText.describe(error)))")
         }
-        let spec = try architectureDescribed(by: state.config, source: stateURL.path) ?? architecture
-        guard let spec else { throw RunConfigurationError("\(stateURL.path): the stored configuration names no network") }
+        let named = try architectureDescribed(by: state.config, source: stateURL.path)
+        if let named { try checkAgreement(named, given: architecture, file: stateURL) }
+        guard let spec = named ?? architecture else { throw RunConfigurationError("\(stateURL.path): the stored configuration names no network") }
         let modelURL = folder.appendingPathComponent("model.safetensors")
         let file: SafeTensorsFile
         do { file = try SafeTensors.read(modelURL) } catch { throw RunConfigurationError("\(error)") }
-        return ModelWeights(spec: spec, tensors: file.tensors.filter { !$0.key.hasPrefix("projectors.") }, file: modelURL)
+        let tensors = file.tensors.filter { !$0.key.hasPrefix("projectors.") }
+        try checkFinite(tensors, file: modelURL)
+        return ModelWeights(spec: spec, tensors: tensors, file: modelURL)
+    }
+
+    /// An architecture given on the command line (`--preset`, network.teacher) must be the one the file names.
+    static func checkAgreement(_ named: ModelSpec, given: ModelSpec?, file: URL) throws {
+        guard let given, given != named else { return }
+        let what = given.architecture == named.architecture ? "a different \(named.architecture) configuration" : "a \(given.architecture)"
+        throw RunConfigurationError("\(file.path) holds a \(named.architecture) (\(named.jsonString())), but the preset given describes \(what); drop the preset (--preset, --teacher-preset, network.teacher), the file names its architecture")
+    }
+
+    /// Weights holding NaN or ±∞ would restore black images and report meaningless metrics with exit 0.
+    static func checkFinite(_ tensors: [String: Tensor], file: URL) throws {
+        for name in tensors.keys.sorted() {
+            let t = tensors[name]!
+            let values = UnsafeBufferPointer(start: t.pointer, count: t.count)
+            if let index = values.firstIndex(where: { !$0.isFinite }) {
+                let bad = values[index].isNaN ? "NaN" : "\(values[index])"
+                let count = values.lazy.filter { !$0.isFinite }.count
+                throw RunConfigurationError("\(file.path): tensor '\(name)' holds \(count) non-finite value(s) (\(bad) at element \(index)); the weights are unusable")
+            }
+        }
     }
 
     /// The architecture in a `config` JSON: `{"arch": ...}` itself, or the `network.student` of a run's options.
@@ -508,7 +572,7 @@ public struct ModelWeights {
                 return try ModelSpec(dictionary: student)
             }
         } catch {
-            throw RunConfigurationError("\(source): its config names an invalid network: \(error)")
+            throw RunConfigurationError("\(source): its config names an invalid network: \(ErrorText.describe(error))")
         }
         return nil
     }
@@ -571,7 +635,10 @@ extension RunConfiguration {
         try positive(t.patchSize, "datasets.train.patch_size")
         try positive(t.workers, "datasets.train.workers")
         try positive(t.logEvery, "train.log_every")
+        guard t.workers <= 256 else { throw RunConfigurationError("datasets.train.workers must lie in 1...256, got \(t.workers)") }
+        guard t.patchSize <= 1 << 16 else { throw RunConfigurationError("datasets.train.patch_size must lie in 1...65536, got \(t.patchSize)") }
         guard t.learningRate > 0, t.learningRate.isFinite else { throw RunConfigurationError("train.lr must be positive, got \(t.learningRate)") }
+        guard t.weightDecay >= 0, t.weightDecay.isFinite else { throw RunConfigurationError("train.weight_decay must be a number ≥ 0, got \(t.weightDecay)") }
         guard t.minLearningRate >= 0, t.minLearningRate <= t.learningRate else {
             throw RunConfigurationError("train.min_lr must lie in 0...lr (\(t.learningRate)), got \(t.minLearningRate)")
         }
@@ -581,7 +648,13 @@ extension RunConfiguration {
         let o = distillation
         guard o.feature.sigma > 0 else { throw RunConfigurationError("distill.sigma must be positive, got \(o.feature.sigma)") }
         guard o.tau > 0 else { throw RunConfigurationError("distill.tau must be positive, got \(o.tau)") }
-        guard o.waveLevels > 0 else { throw RunConfigurationError("distill.wave_levels must be positive, got \(o.waveLevels)") }
+        guard o.waveLevels > 0, o.waveLevels <= 16 else { throw RunConfigurationError("distill.wave_levels must lie in 1...16, got \(o.waveLevels)") }
+        for (key, value) in [("distill.sigma", o.feature.sigma), ("distill.tau", o.tau), ("distill.alpha1", o.feature.alpha1),
+                             ("distill.alpha2", o.alpha2), ("distill.alpha3", o.alpha3), ("distill.wave_lambda", o.waveLambda),
+                             ("distill.output_kd_weight", o.outputKDWeight)] + (o.contrastiveWeights ?? []).enumerated().map { ("distill.contrastive_weights[\($0.offset)]", $0.element) } {
+            guard value.isFinite, value >= 0 else { throw RunConfigurationError("\(key) must be a number ≥ 0, got \(value)") }
+        }
+        if let rows = o.feature.spatialTileRows, rows <= 0 { throw RunConfigurationError("distill.spatial_tile_rows must be positive, got \(rows)") }
 
         // Networks.
         guard let studentSpec = student else {
@@ -687,9 +760,10 @@ extension RunConfiguration {
         let stateURL = checkpoint.appendingPathComponent("state.json")
         let state: CheckpointState
         do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
-            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(error))")
+            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(ErrorText.describe(error)))")
         }
         var configuration = try RunConfiguration(json: state.config, source: stateURL.path)
+        try state.check(iterations: configuration.training.iterations, source: stateURL)
         // The checkpoint lives in <run>/checkpoints/iter-N: the run folder is two levels up.
         let run = checkpoint.deletingLastPathComponent().deletingLastPathComponent()
         if configuration.runDirectory.standardizedFileURL.path != run.standardizedFileURL.path {
@@ -713,14 +787,14 @@ public enum DataProbe {
     public static func check(_ source: any PairedImageSource, role: String, minimumSide: Int) throws {
         func size(_ url: URL) throws -> (width: Int, height: Int) {
             do { return try ImageHeader.size(of: url) } catch {
-                throw RunConfigurationError("\(role) data: \(error)")
+                throw RunConfigurationError("\(role) data: \(ErrorText.describe(error))")
             }
         }
         func checkSide(_ url: URL, _ s: (width: Int, height: Int)) throws {
             if s.width < minimumSide || s.height < minimumSide {
                 throw RunConfigurationError(role == "training"
                     ? "training data: \(url.path) is \(s.width)x\(s.height), smaller than the \(minimumSide)x\(minimumSide) crop (datasets.train.patch_size)"
-                    : "validation data: \(url.path) is \(s.width)x\(s.height), smaller than the \(minimumSide)x\(minimumSide) SSIM window")
+                    : "\(role) data: \(url.path) is \(s.width)x\(s.height), smaller than the \(minimumSide)x\(minimumSide) SSIM window")
             }
         }
         if let paired = source as? PairedDataset {
@@ -739,7 +813,7 @@ public enum DataProbe {
         }
         var rng = SKDRandom(seed: 0)
         do { _ = try source.pair(at: 0, using: &rng) } catch {
-            throw RunConfigurationError("\(role) data: \(error)")
+            throw RunConfigurationError("\(role) data: \(ErrorText.describe(error))")
         }
     }
 }

@@ -13,10 +13,10 @@ struct InfoCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Preset names, weights files, checkpoint or run folders.", valueName: "model"))
     var models: [String]
 
-    @Option(help: ArgumentHelp("Height of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Height of the input GMACs are counted for.", valueName: "pixels"))
     var height = 256
 
-    @Option(help: ArgumentHelp("Width of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Width of the input GMACs are counted for.", valueName: "pixels"))
     var width = 256
 
     @Flag(help: "Also print each network's full description as JSON. (default: off)")
@@ -24,12 +24,14 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard height > 0, width > 0 else { throw RunConfigurationError("--height and --width must be positive") }
+            for (flag, value) in [("--height", height), ("--width", width)] where !(1...ModelCost.maximumSide).contains(value) {
+                throw RunConfigurationError("\(flag) \(value) must lie in 1...\(ModelCost.maximumSide)")
+            }
             var table = TextTable(header: ["model", "architecture", "params (M)", "GMACs@\(height)x\(width)", "taps"])
             var descriptions: [String] = []
             for argument in models {
                 let named = try NamedModel.load(argument, allowPreset: true)
-                let gmacs = Double(named.model.multiplyAccumulates(height: height, width: width)) / 1e9
+                let gmacs = Double(try ModelCost.multiplyAccumulates(named.model, height: height, width: width)) / 1e9
                 table.rows.append([argument, named.spec.architecture, String(format: "%.3f", Double(named.model.parameterCount) / 1e6),
                                    String(format: "%.2f", gmacs), "\(named.model.tapNames.count)"])
                 descriptions.append("\(argument): \(named.spec.jsonString())")

@@ -246,7 +246,7 @@ enum RunDriver {
         do {
             try TrainingPlot.render(log: log, title: run.lastPathComponent).write(to: run.appendingPathComponent("training.png"))
         } catch {
-            printError("skd: warning: could not draw the training plot: \(error)")
+            printError("skd: warning: could not draw the training plot: \(describeError(error))")
         }
     }
 }
