@@ -26,6 +26,8 @@ public struct CheckpointState: Codable, Equatable {
     public var bestIteration: Int?
     /// The full resolved configuration of the run, as JSON text.
     public var config: String
+    /// Training seconds of every session up to this checkpoint (`nil` in checkpoints of older versions).
+    public var seconds: Double? = nil
 
     /// A state with every field given.
     public init(iteration: Int, sampler: TrainingSampler.State, bestPSNR: Double?, bestIteration: Int?, config: String) {
@@ -48,6 +50,7 @@ extension CheckpointState {
             throw RunConfigurationError("\(source.path): bestIteration \(bestIteration) must lie in 0...\(iteration) (the iteration)")
         }
         if let bestPSNR, !bestPSNR.isFinite { throw RunConfigurationError("\(source.path): bestPSNR \(bestPSNR) is not a finite number") }
+        if let seconds, !(seconds.isFinite && seconds >= 0) { throw RunConfigurationError("\(source.path): seconds \(seconds) must be a number ≥ 0") }
     }
 }
 

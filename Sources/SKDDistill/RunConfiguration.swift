@@ -231,10 +231,30 @@ public struct RunConfiguration: Equatable {
             throw RunConfigurationError("\(url.path): not valid YAML: \(error)")
         }
         guard let loaded, !(loaded is NSNull) else { return [:] }
+        // Yams keeps the last of duplicate keys; a repeated option is almost always a mistake, so it is an error.
+        if let node = try? Yams.compose(yaml: text) { try checkDuplicateKeys(node, path: "", file: url) }
         guard let mapping = OptionTree.normalized(loaded) as? [String: Any] else {
             throw RunConfigurationError("\(url.path): the options file must be a mapping of sections (datasets, network, train, val, distill)")
         }
         return mapping
+    }
+
+    /// Throws for the first mapping of `node` that holds a key twice, naming the file, line and key path.
+    static func checkDuplicateKeys(_ node: Node, path: String, file: URL) throws {
+        if let mapping = node.mapping {
+            var seen = Set<String>()
+            for (key, value) in mapping {
+                let name = key.string ?? "\(key)"
+                let full = path.isEmpty ? name : "\(path).\(name)"
+                if !seen.insert(name).inserted {
+                    let line = key.mark.map { " (line \($0.line))" } ?? ""
+                    throw RunConfigurationError("\(file.path): \(full) is given twice\(line); keep one")
+                }
+                try checkDuplicateKeys(value, path: full, file: file)
+            }
+        } else if let sequence = node.sequence {
+            for (i, item) in sequence.enumerated() { try checkDuplicateKeys(item, path: "\(path)[\(i)]", file: file) }
+        }
     }
 
     /// Sets `value` at a dotted key path of `tree`, creating sections as needed. A network given by its preset
@@ -270,7 +290,8 @@ public struct RunConfiguration: Equatable {
             }
             let text = String(assignment[assignment.index(after: eq)...])
             var value: Any = text
-            if let parsed = try? Yams.load(yaml: text), !(parsed is NSNull) { value = OptionTree.normalized(parsed) }
+            // `null` (as the guide's files write it) means the option's default.
+            if let parsed = try? Yams.load(yaml: text) { value = parsed is NSNull ? NSNull() : OptionTree.normalized(parsed) }
             try assign(value, at: String(assignment[..<eq]), in: &tree)
         }
     }

@@ -112,24 +112,31 @@ public final class Trainer {
         var start = 0
         var samplerState: TrainingSampler.State? = nil
         var best: (psnr: Double, iteration: Int)? = nil
+        var secondsBefore = 0.0
+        let logURL = runDirectory.appendingPathComponent("log.jsonl")
         if let resume {
             let state = try CheckpointStore.load(resume, student: objective.student, projectors: objective.projectors, optimizer: optimizer)
             start = state.iteration
             samplerState = state.sampler
             if let p = state.bestPSNR, let i = state.bestIteration { best = (p, i) }
+            // Lines logged after the checkpoint are logged again by this run: drop them first.
+            secondsBefore = try JSONLWriter.truncate(logURL, toIteration: start) ?? 0
+            secondsBefore = state.seconds ?? secondsBefore
             report("resumed from \(resume.path) at iteration \(start)")
         }
         let sampler = TrainingSampler(source: training, batchSize: options.batchSize, patchSize: options.patchSize, seed: options.seed,
                                       range: .minusOneToOne, workers: max(1, options.workers), resume: samplerState)
         defer { sampler.stop() }
-        let log = try JSONLWriter(runDirectory.appendingPathComponent("log.jsonl"), append: resume != nil)
+        let log = try JSONLWriter(logURL, append: resume != nil)
         let stop = StopSignal()
         defer { stop.uninstall() }
         let progress = ProgressLine(total: options.iterations, report: report)
 
         var lastCheckpoint = resume
+        var trainSeconds = 0.0, trainedImages = 0
         func checkpoint(_ iteration: Int) throws -> URL {
-            let state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
+            var state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
+            state.seconds = secondsBefore + trainSeconds
             let url = try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state)
             lastCheckpoint = url
             return url
@@ -137,7 +144,6 @@ public final class Trainer {
 
         objective.student.train()
         var lastTerms: [String: Float] = [:]
-        var trainSeconds = 0.0, trainedImages = 0
         for iteration in start..<options.iterations {
             if stop.requested || stopAfter.map({ iteration >= $0 }) == true {
                 throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration))
@@ -158,7 +164,7 @@ public final class Trainer {
 
             let done = iteration + 1
             if done == 1 || done % max(1, options.logEvery) == 0 || done == options.iterations {
-                var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": trainSeconds]
+                var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": secondsBefore + trainSeconds]
                 for (name, value) in loss.terms { entry[name] = Double(value) }
                 try log.write(entry)
             }
@@ -226,6 +232,25 @@ final class JSONLWriter {
         handle.seekToEndOfFile()
     }
     deinit { try? handle.close() }
+
+    /// Keeps the lines of `url` up to iteration `iteration` (and drops a line cut short by a crash), replacing the
+    /// file atomically. A resumed run logs the later iterations again.
+    ///
+    /// - Returns: the `seconds` of the last kept line that has one.
+    @discardableResult
+    static func truncate(_ url: URL, toIteration iteration: Int) throws -> Double? {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        var kept = Data(), seconds: Double? = nil
+        for line in data.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let iter = (object["iter"] as? NSNumber)?.intValue, iter <= iteration else { continue }
+            if let s = (object["seconds"] as? NSNumber)?.doubleValue { seconds = s }
+            kept.append(contentsOf: line)
+            kept.append(0x0A)
+        }
+        if kept != data { try kept.write(to: url, options: .atomic) }
+        return seconds
+    }
     func write(_ object: [String: Any]) throws {
         var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         data.append(0x0A)

@@ -299,3 +299,93 @@ final class WeightsIntegrityCommandTests: XCTestCase {
                                mentions: [weights.path, "--preset"])
     }
 }
+
+final class LogIntegrityCommandTests: XCTestCase {
+    /// The log's lines without the timing field, in order.
+    private func lines(_ log: URL) throws -> [String] {
+        try String(contentsOf: log, encoding: .utf8).split(separator: "\n").map { line in
+            var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+            object.removeValue(forKey: "seconds")
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        }
+    }
+
+    /// kill -9 at random points of a short run, resumed each time: the whole log equals an uninterrupted run's
+    /// (same lines, same values, no duplicates), and `seconds` grows across the resumes.
+    func testKilledAndResumedRunLogsLikeAnUninterruptedOne() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-log")
+        let data = try Fixtures.cleanFolder(dir.appendingPathComponent("data"), count: 3)
+        let val = try Fixtures.cleanFolder(dir.appendingPathComponent("val"), count: 1, width: 16, height: 16)
+        let iterations = 80
+        func options(_ output: URL) -> [String] {
+            Fixtures.tinyRun(data: data, output: output, iterations: iterations,
+                             extra: ["--checkpoint-every", "7", "--val-data", val.path, "--val-every", "10", "--samples", "0"])
+        }
+        let straight = dir.appendingPathComponent("straight")
+        let a = try SKDProcess.run(options(straight))
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let expected = try lines(straight.appendingPathComponent("log.jsonl"))
+        XCTAssertEqual(expected.count, iterations + iterations / 10)
+
+        let killed = dir.appendingPathComponent("killed")
+        let log = killed.appendingPathComponent("log.jsonl")
+        var kills: [Int] = []
+        var finished = false
+        for attempt in 0..<8 {
+            let resume = CheckpointStore(runDirectory: killed).latest() != nil
+            let process = try SKDProcess.start(resume ? ["train", "--resume", killed.path] : options(killed))
+            if attempt < 4 {
+                // Kill once the log has grown by a random number of lines.
+                let have = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
+                let target = have + Int.random(in: 2...12)
+                let deadline = Date().addingTimeInterval(60)
+                while process.isRunning && Date() < deadline {
+                    if let text = try? String(contentsOf: log, encoding: .utf8), text.split(separator: "\n").count >= target { break }
+                    usleep(500)
+                }
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    kills.append(target)
+                }
+            }
+            let r = SKDProcess.finish(process)
+            if r.status == 0 { finished = true; break }
+            XCTAssertEqual(r.terminationReason, .uncaughtSignal, "only the kills may stop it: \(r.stderr)")
+        }
+        XCTAssertTrue(finished, "the run completes after its kills (\(kills))")
+        XCTAssertFalse(kills.isEmpty, "at least one kill must land before the end for the test to mean anything")
+        let got = try lines(log)
+        XCTAssertEqual(got, expected, "kills at log lines \(kills)")
+        let seconds = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").compactMap { line -> Double? in
+            ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["seconds"].flatMap { ($0 as? NSNumber)?.doubleValue }
+        }
+        XCTAssertEqual(seconds, seconds.sorted(), "seconds is cumulative across resumes")
+    }
+}
+
+final class OptionsFileCommandTests: XCTestCase {
+    /// A key given twice in an options file is an error naming the file and the key, not "last wins".
+    func testDuplicateYAMLKeysAreErrors() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-options")
+        let yaml = dir.appendingPathComponent("twice.yml")
+        try Data("train:\n  iterations: 5\n  lr: 1e-3\n  iterations: 50\n".utf8).write(to: yaml)
+        try assertOneLineError(["train", "--config", yaml.path], mentions: [yaml.path, "train.iterations", "twice"])
+        let nested = dir.appendingPathComponent("nested.yml")
+        try Data("network:\n  model: {arch: restormer, dim: 8, dim: 16}\n".utf8).write(to: nested)
+        try assertOneLineError(["train", "--config", nested.path], mentions: [nested.path, "network.model.dim"])
+    }
+
+    /// `--set key=null`, as the guide's files write it, means the option's default.
+    func testSetNullMeansTheDefault() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-options")
+        let pairs = dir.appendingPathComponent("pairs")
+        for sub in ["input", "target"] { _ = try Fixtures.cleanFolder(pairs.appendingPathComponent(sub), count: 2) }
+        let run = dir.appendingPathComponent("run")
+        var arguments = Fixtures.tinyRun(data: pairs, output: run, iterations: 2)
+        arguments += ["--set", "datasets.train.degradation=null"]
+        let r = try SKDProcess.run(arguments)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let stored = try RunConfiguration.load(yaml: run.appendingPathComponent("options.yml"), mode: .train)
+        XCTAssertNil(stored.trainData?.degradation, "null leaves the folder paired")
+    }
+}

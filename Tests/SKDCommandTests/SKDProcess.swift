@@ -37,8 +37,10 @@ enum SKDProcess {
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+        var result = CommandResult(status: process.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
+                                   stderr: String(decoding: errData, as: UTF8.self))
+        result.terminationReason = process.terminationReason
+        return result
     }
 
     /// Runs `skd arguments` to completion.
