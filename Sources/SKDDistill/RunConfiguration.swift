@@ -647,6 +647,24 @@ extension RunConfiguration {
     /// - Parameter resuming: the run continues from a checkpoint in its own folder.
     /// - Throws: `RunConfigurationError`, one line naming the file or value.
     public func prepare(resuming: Bool = false) throws -> PreparedRun {
+        // Stored with absolute paths, a run resumes on the same data from any folder.
+        try withAbsolutePaths().prepareChecked(resuming: resuming)
+    }
+
+    /// The options with every file path (data roots, teacher and VGG weights, the output) made absolute against
+    /// the current folder.
+    public func withAbsolutePaths() -> RunConfiguration {
+        func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+        var c = self
+        if let t = c.trainData { c.trainData?.root = absolute(t.root) }
+        if let v = c.valData { c.valData?.root = absolute(v.root) }
+        c.teacherWeights = c.teacherWeights.map(absolute)
+        c.vggWeights = c.vggWeights.map(absolute)
+        c.output = absolute(c.output ?? "runs/\(name)")
+        return c
+    }
+
+    private func prepareChecked(resuming: Bool) throws -> PreparedRun {
         let t = training
         func positive(_ value: Int, _ key: String) throws {
             guard value > 0 else { throw RunConfigurationError("\(key) must be positive, got \(value)") }
@@ -785,6 +803,16 @@ extension RunConfiguration {
         }
         var configuration = try RunConfiguration(json: state.config, source: stateURL.path)
         try state.check(iterations: configuration.training.iterations, source: stateURL)
+        // The data a run was started on must still be where it was: a moved folder is an error, never a
+        // different folder of the same relative name.
+        var stored: [(String, String)] = []
+        if let d = configuration.trainData { stored.append(("training data", d.root)) }
+        if let d = configuration.valData { stored.append(("validation data", d.root)) }
+        if let w = configuration.teacherWeights, configuration.mode == .distill { stored.append(("teacher weights", w)) }
+        if let w = configuration.vggWeights, configuration.mode == .distill { stored.append(("VGG weights", w)) }
+        for (what, path) in stored where path.hasPrefix("/") && !fm.fileExists(atPath: path) {
+            throw RunConfigurationError("\(stateURL.path): the run's \(what) \(path) is gone (moved or deleted?); put it back to resume")
+        }
         // The checkpoint lives in <run>/checkpoints/iter-N: the run folder is two levels up.
         let run = checkpoint.deletingLastPathComponent().deletingLastPathComponent()
         if configuration.runDirectory.standardizedFileURL.path != run.standardizedFileURL.path {

@@ -389,3 +389,29 @@ final class OptionsFileCommandTests: XCTestCase {
         XCTAssertNil(stored.trainData?.degradation, "null leaves the folder paired")
     }
 }
+
+final class SelfContainedRunCommandTests: XCTestCase {
+    /// A run started with relative data paths resumes on the same data from another folder, and refuses to
+    /// resume once the data moved.
+    func testResumeFromAnotherFolderUsesTheRunsOwnData() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-selfcontained")
+        let home = dir.appendingPathComponent("home"), elsewhere = dir.appendingPathComponent("elsewhere")
+        _ = try Fixtures.cleanFolder(home.appendingPathComponent("data"), count: 4)
+        _ = try Fixtures.cleanFolder(elsewhere.appendingPathComponent("data"), count: 1)
+        let run = dir.appendingPathComponent("run")
+        var arguments = Fixtures.tinyRun(data: URL(fileURLWithPath: "data"), output: run, iterations: 6, extra: ["--stop-after", "3"])
+        arguments[arguments.firstIndex(of: URL(fileURLWithPath: "data").path)!] = "data"
+        let first = try SKDProcess.run(arguments, in: home)
+        XCTAssertEqual(first.status, 130, first.stderr)
+        XCTAssertTrue(first.stderr.contains("4 training pairs"), first.stderr)
+        let options = try String(contentsOf: run.appendingPathComponent("options.yml"), encoding: .utf8)
+        XCTAssertTrue(options.contains(home.appendingPathComponent("data").standardizedFileURL.path), options)
+
+        let resumed = try SKDProcess.run(["train", "--resume", run.path, "--stop-after", "4"], in: elsewhere)
+        XCTAssertTrue(resumed.stderr.contains("4 training pairs"), "resumed on the run's own data: \(resumed.stderr)")
+
+        try FileManager.default.moveItem(at: home.appendingPathComponent("data"), to: home.appendingPathComponent("moved"))
+        try assertOneLineError(["train", "--resume", run.path], mentions: [home.appendingPathComponent("data").standardizedFileURL.path, "moved"],
+                               in: elsewhere)
+    }
+}
