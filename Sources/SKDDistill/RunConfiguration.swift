@@ -646,9 +646,19 @@ extension RunConfiguration {
     ///
     /// - Parameter resuming: the run continues from a checkpoint in its own folder.
     /// - Throws: `RunConfigurationError`, one line naming the file or value.
-    public func prepare(resuming: Bool = false) throws -> PreparedRun {
+    /// - Parameter preflight: when given, every training and validation image is decoded once (in parallel)
+    ///   and every unreadable file named; the closure receives the progress lines.
+    public func prepare(resuming: Bool = false, preflight: ((String) -> Void)? = nil) throws -> PreparedRun {
         // Stored with absolute paths, a run resumes on the same data from any folder.
-        try withAbsolutePaths().prepareChecked(resuming: resuming)
+        try withAbsolutePaths().prepareChecked(resuming: resuming, preflight: preflight)
+    }
+
+    /// The memory one training step needs (student activations and gradients, the teacher's forward pass, the
+    /// batches in flight), estimated from the architectures alone.
+    public func estimatedStepBytes(student: ModelSpec, teacher: ModelSpec?) -> Double {
+        let pixels = Double(training.batchSize) * Double(training.patchSize) * Double(training.patchSize)
+        let perPixel = ModelCost.trainingBytesPerPixel(student) + (teacher.map(ModelCost.inferenceBytesPerPixel) ?? 0) + 3 * 4 * 2 * 5
+        return pixels * perPixel
     }
 
     /// The options with every file path (data roots, teacher and VGG weights, the output) made absolute against
@@ -664,7 +674,7 @@ extension RunConfiguration {
         return c
     }
 
-    private func prepareChecked(resuming: Bool) throws -> PreparedRun {
+    private func prepareChecked(resuming: Bool, preflight: ((String) -> Void)?) throws -> PreparedRun {
         let t = training
         func positive(_ value: Int, _ key: String) throws {
             guard value > 0 else { throw RunConfigurationError("\(key) must be positive, got \(value)") }
@@ -704,6 +714,7 @@ extension RunConfiguration {
         let method = mode == .train ? DistillationMethod.none : o.method
         var teacher: (any TappedModel & ModelStatistics)? = nil
         var teacherFile: URL? = nil
+        var teacherWeightsSpec: ModelSpec? = nil
         if method != .none {
             guard let path = teacherWeights else {
                 throw RunConfigurationError("method '\(method.rawValue)' needs a teacher: give --teacher WEIGHTS (a .safetensors file, checkpoint or run folder from skd train)")
@@ -717,6 +728,14 @@ extension RunConfiguration {
             }
             teacher = try weights.makeModel()
             teacherFile = weights.file
+            teacherWeightsSpec = weights.spec
+        }
+        // A batch that cannot fit is refused before minutes of gathering crops.
+        let stepBytes = estimatedStepBytes(student: studentSpec, teacher: teacher == nil ? nil : teacherWeightsSpec)
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        if stepBytes > memory {
+            func gb(_ b: Double) -> String { String(format: "%.3g GB", b / 1e9) }
+            throw RunConfigurationError("datasets.train.batch_size \(t.batchSize) of \(t.patchSize)x\(t.patchSize) crops needs about \(gb(stepBytes)) per training step, more than this machine's \(gb(memory)); lower the batch or patch size")
         }
         ParameterInit.seed(seed)
         let studentModel = studentSpec.makeModel()
@@ -772,6 +791,19 @@ extension RunConfiguration {
             let source = try resolved.makeSource(role: "validation")
             try DataProbe.check(source, role: "validation", minimumSide: 2 * Metrics.ssimRadius + 1)
             validation = source
+        }
+        if let preflight {
+            for (role, source) in [("training", training), ("validation", validation)] {
+                guard let source else { continue }
+                let failures = Preflight.decodeAll(source) { done, total in preflight("preflight: decoded \(done)/\(total) \(role) images") }
+                if !failures.isEmpty {
+                    let listed = failures.map { failure in
+                        let reason = failure.reason.hasPrefix(failure.file.path + ": ") ? String(failure.reason.dropFirst(failure.file.path.count + 2)) : failure.reason
+                        return "\(failure.file.path) (\(reason))"
+                    }
+                    throw RunConfigurationError("\(role) data: \(failures.count) unreadable image(s), fix or remove them (or --skip-preflight to skip them while training): \(listed.joined(separator: "; "))")
+                }
+            }
         }
 
         // The run folder.

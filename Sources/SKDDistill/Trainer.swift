@@ -114,14 +114,22 @@ public final class Trainer {
         var best: (psnr: Double, iteration: Int)? = nil
         var secondsBefore = 0.0
         let logURL = runDirectory.appendingPathComponent("log.jsonl")
+        func validationDue(_ done: Int) -> Bool {
+            validation != nil && options.validateEvery > 0 && done > 0 && (done % options.validateEvery == 0 || done == options.iterations)
+        }
+        var pendingValidation = false
         if let resume {
             let state = try CheckpointStore.load(resume, student: objective.student, projectors: objective.projectors, optimizer: optimizer)
             start = state.iteration
             samplerState = state.sampler
             if let p = state.bestPSNR, let i = state.bestIteration { best = (p, i) }
             // Lines logged after the checkpoint are logged again by this run: drop them first.
-            secondsBefore = try JSONLWriter.truncate(logURL, toIteration: start) ?? 0
-            secondsBefore = state.seconds ?? secondsBefore
+            let kept = try JSONLWriter.truncate(logURL, toIteration: start)
+            secondsBefore = state.seconds ?? kept.seconds ?? 0
+            // The checkpoint due at a validation's iteration is written before it: a validation logged after the
+            // checkpoint counts for the best weights (saved before its line), a missing one runs now.
+            for v in kept.validations where best == nil || v.psnr > best!.psnr { best = (v.psnr, v.iteration) }
+            pendingValidation = validationDue(start) && !kept.validations.contains { $0.iteration == start }
             report("resumed from \(resume.path) at iteration \(start)")
         }
         let sampler = TrainingSampler(source: training, batchSize: options.batchSize, patchSize: options.patchSize, seed: options.seed,
@@ -142,15 +150,46 @@ public final class Trainer {
             return url
         }
 
+        func runValidation(_ done: Int) throws {
+            guard let validation else { return }
+            progress.finishLine()
+            if let (psnr, ssim) = try evaluate(validation, iteration: done) {
+                if best == nil || psnr > best!.psnr {
+                    best = (psnr, done)
+                    try saveBest()
+                }
+                try log.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
+                report(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
+            }
+            objective.student.train()
+        }
+        if pendingValidation { try runValidation(start) }
+
         objective.student.train()
         var lastTerms: [String: Float] = [:]
+        var skippedBatches = 0, failedInARow = 0
         for iteration in start..<options.iterations {
             if stop.requested || stopAfter.map({ iteration >= $0 }) == true {
                 throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration))
             }
-            let began = DispatchTime.now()
+            var began = DispatchTime.now()
             optimizer.lr = schedule.lr(at: iteration)
-            let batch = try sampler.next()
+            var next: TrainingBatch? = nil
+            while next == nil {
+                // Waiting for a slow batch stays interruptible.
+                while sampler.readyBatches == 0 && !stop.requested { usleep(1000) }
+                if stop.requested { throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration)) }
+                do { next = try sampler.next() } catch {
+                    // An image that cannot be read costs its batch, not the run.
+                    skippedBatches += 1; failedInARow += 1
+                    progress.finishLine()
+                    report("skd: warning: skipped a batch at iteration \(iteration + 1): \(error)")
+                    if failedInARow >= 20 { throw RunConfigurationError("\(failedInARow) batches in a row could not be built; the last: \(error)") }
+                    began = DispatchTime.now()
+                }
+            }
+            failedInARow = 0
+            let batch = next!
             optimizer.zeroGrad()
             let loss = objective(input: batch.input, target: batch.target)
             if let bad = loss.terms.first(where: { !$0.value.isFinite }) {
@@ -170,37 +209,37 @@ public final class Trainer {
             }
             progress.update(done, terms: loss.terms, secondsPerIteration: trainSeconds / Double(done - start))
 
-            let validate = validation != nil && options.validateEvery > 0 && (done % options.validateEvery == 0 || done == options.iterations)
-            if validate, let validation {
-                let (psnr, ssim) = try evaluate(validation, iteration: done)
-                try log.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
-                progress.finishLine()
-                report(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
-                if best == nil || psnr > best!.psnr {
-                    best = (psnr, done)
-                    try saveBest()
-                }
-                objective.student.train()
-            }
-            if options.checkpointEvery > 0 && done % options.checkpointEvery == 0 && done < options.iterations {
+            // A checkpoint due at this iteration comes before its validation, so a validation that fails loses
+            // nothing (the last one is written after the loop, with the final best).
+            let checkpointDue = options.checkpointEvery > 0 && done % options.checkpointEvery == 0
+            if (checkpointDue && done < options.iterations) || (done == options.iterations && validationDue(done)) {
                 _ = try checkpoint(done)
             }
+            if validationDue(done) { try runValidation(done) }
         }
         progress.finishLine()
+        if skippedBatches > 0 { report("skd: warning: \(skippedBatches) batch(es) skipped for unreadable images") }
         let final = try checkpoint(options.iterations)
         return TrainingSummary(iterations: options.iterations, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
                                imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
     }
 
     /// Mean PSNR/SSIM (RGB) of the student over the validation set; writes sample restorations.
-    func evaluate(_ source: any PairedImageSource, iteration: Int) throws -> (Double, Double) {
+    ///
+    /// - Returns: `nil` when no validation image could be read (each unreadable one is skipped with a warning).
+    func evaluate(_ source: any PairedImageSource, iteration: Int) throws -> (Double, Double)? {
         objective.student.eval()
         let iterator = ValidationIterator(source: source, range: .minusOneToOne, seed: options.seed)
         let count = options.validationImages > 0 ? min(options.validationImages, source.count) : source.count
         let samples = runDirectory.appendingPathComponent("samples")
-        var psnr = 0.0, ssim = 0.0
+        var psnr = 0.0, ssim = 0.0, measured = 0
         for index in 0..<count {
-            let sample = try iterator.sample(at: index)
+            let sample: ValidationSample
+            do { sample = try iterator.sample(at: index) } catch {
+                report("skd: warning: validation at \(iteration) skips \(source.name(at: index)): \(error)")
+                continue
+            }
+            measured += 1
             let restored = Inference.restore(objective.student, sample.input)
             let image = Image(tensor: restored, range: .minusOneToOne)
             psnr += Metrics.psnr(image, sample.targetImage)
@@ -211,7 +250,8 @@ public final class Trainer {
                 try image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem)))
             }
         }
-        return (psnr / Double(count), ssim / Double(count))
+        guard measured > 0 else { return nil }
+        return (psnr / Double(measured), ssim / Double(measured))
     }
 
     /// The student's weights at the best validation PSNR, as `<run>/best.safetensors`.
@@ -237,19 +277,21 @@ final class JSONLWriter {
     /// file atomically. A resumed run logs the later iterations again.
     ///
     /// - Returns: the `seconds` of the last kept line that has one.
+    /// - Returns: the `seconds` of the last kept line that has one, and the kept validation results.
     @discardableResult
-    static func truncate(_ url: URL, toIteration iteration: Int) throws -> Double? {
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
-        var kept = Data(), seconds: Double? = nil
+    static func truncate(_ url: URL, toIteration iteration: Int) throws -> (seconds: Double?, validations: [(iteration: Int, psnr: Double)]) {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return (nil, []) }
+        var kept = Data(), seconds: Double? = nil, validations: [(iteration: Int, psnr: Double)] = []
         for line in data.split(separator: 0x0A, omittingEmptySubsequences: true) {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                   let iter = (object["iter"] as? NSNumber)?.intValue, iter <= iteration else { continue }
             if let s = (object["seconds"] as? NSNumber)?.doubleValue { seconds = s }
+            if let p = (object["val_psnr"] as? NSNumber)?.doubleValue { validations.append((iter, p)) }
             kept.append(contentsOf: line)
             kept.append(0x0A)
         }
         if kept != data { try kept.write(to: url, options: .atomic) }
-        return seconds
+        return (seconds, validations)
     }
     func write(_ object: [String: Any]) throws {
         var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -274,7 +316,16 @@ final class StopSignal {
         }
     }
 
-    private func set() { lock.lock(); flag = true; lock.unlock() }
+    /// The first signal asks for a checkpoint at the next iteration; a second one, while that is still pending
+    /// (e.g. during a long validation), exits at once: checkpoints and log lines are written whole or not at all.
+    private func set() {
+        lock.lock(); let again = flag; flag = true; lock.unlock()
+        if again {
+            let line = "\nskd: interrupted again: exiting at once; the last checkpoint is intact\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+            _exit(130)
+        }
+    }
     var requested: Bool { lock.lock(); defer { lock.unlock() }; return flag }
 
     func uninstall() {

@@ -290,3 +290,34 @@ extension ModelCost {
         return 4 * floats
     }
 }
+
+extension ModelCost {
+    /// A rough estimate of the bytes per input pixel one training step holds: every block's activations kept for
+    /// the backward pass (and as much again for their gradients), at each level's share of the pixels. Used to
+    /// refuse a batch that cannot fit before minutes are spent gathering it.
+    public static func trainingBytesPerPixel(_ spec: ModelSpec) -> Double {
+        var floats = 0.0
+        func levels(_ dim: Double, _ blocks: [(width: Double, level: Int, count: Int)], perBlock: (Double) -> Double) {
+            for b in blocks { floats += Double(b.count) * perBlock(b.width) / pow(4, Double(b.level)) }
+            floats += 12 * dim
+        }
+        switch spec {
+        case .restormer(let c):
+            let d = Double(c.dim), n = c.numBlocks
+            levels(d, [(d, 0, n[0]), (2 * d, 1, n[1]), (4 * d, 2, n[2]), (8 * d, 3, n[3]), (4 * d, 2, n[2]), (2 * d, 1, n[1]),
+                       (2 * d, 0, n[0]), (2 * d, 0, c.numRefinementBlocks)]) { w in 8 * w + 6 * (w * c.ffnExpansionFactor).rounded(.down) }
+        case .drsformer(let c):
+            let d = Double(c.dim), n = c.num_blocks
+            levels(d, [(d, 0, n[0]), (2 * d, 1, n[1]), (4 * d, 2, n[2]), (8 * d, 3, n[3]), (4 * d, 2, n[2]), (2 * d, 1, n[1]),
+                       (2 * d, 0, n[0])]) { w in 8 * w + 10 * (w * c.ffn_expansion_factor).rounded(.down) }
+            if c.mefc { floats += 40 * d + 80 * d }
+        case .uformer(let c):
+            let e = Double(c.embedDim), n = c.depths
+            let window = Double(min(c.winSize, c.imgSize))
+            let stages: [(width: Double, level: Int, count: Int)] = [(e, 0, n[0]), (2 * e, 1, n[1]), (4 * e, 2, n[2]), (8 * e, 3, n[3]),
+                                                                   (16 * e, 4, n[4]), (16 * e, 3, n[5]), (8 * e, 2, n[6]), (4 * e, 1, n[7]), (2 * e, 0, n[8])]
+            levels(e, stages) { w in 10 * w + 5 * (w * c.mlpRatio).rounded(.down) + 2 * window * window * 4 }
+        }
+        return 2 * 4 * floats
+    }
+}

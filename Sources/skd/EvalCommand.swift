@@ -53,8 +53,15 @@ enum Evaluation {
         // Counted first: a size the count rejects must not cost the whole evaluation.
         let gmacs = try models.map { Double(try ModelCost.multiplyAccumulates($0.model, height: settings.macsSize, width: settings.macsSize)) / 1e9 }
         for model in models { model.model.eval() }
+        var measured = 0
         for index in 0..<count {
-            let sample = try iterator.sample(at: index)
+            let sample: ValidationSample
+            do { sample = try iterator.sample(at: index) } catch {
+                // One unreadable image costs its row, not the evaluation.
+                progress("skd: warning: skipped \(source.name(at: index)): \(describeError(error))")
+                continue
+            }
+            measured += 1
             let target = sample.targetImage
             func measure(_ image: Image, into row: Int) {
                 sums[row][0] += Metrics.psnr(image, target, border: settings.border)
@@ -64,7 +71,7 @@ enum Evaluation {
             }
             measure(sample.inputImage.quantized(), into: 0)
             for (m, named) in models.enumerated() {
-                if index == 0 {
+                if measured == 1 {
                     // One untimed pass: first-touch allocations and BLAS thread start-up are not the model's cost.
                     _ = Inference.restore(named.model, sample.input, tile: settings.tile, tileOverlap: settings.tileOverlap)
                 }
@@ -82,18 +89,20 @@ enum Evaluation {
             }
             progress("evaluated \(index + 1)/\(count): \(sample.name)")
         }
-        let n = Double(count)
+        guard measured > 0 else { throw RunConfigurationError("none of the \(count) test images could be read") }
+        if measured < count { progress("skd: warning: \(count - measured) of \(count) images skipped as unreadable; the means are over \(measured)") }
+        let n = Double(measured)
         var rows: [EvaluationRow] = []
         if settings.includeInput {
             rows.append(EvaluationRow(model: "input (degraded)", psnr: sums[0][0] / n, ssim: sums[0][1] / n, psnrY: sums[0][2] / n,
-                                      ssimY: sums[0][3] / n, parameters: nil, gmacs: nil, msPerImage: nil, images: count))
+                                      ssimY: sums[0][3] / n, parameters: nil, gmacs: nil, msPerImage: nil, images: measured))
         }
         for (m, named) in models.enumerated() {
             let s = sums[m + 1]
             rows.append(EvaluationRow(model: named.label, psnr: s[0] / n, ssim: s[1] / n, psnrY: s[2] / n, ssimY: s[3] / n,
                                       parameters: named.model.parameterCount,
                                       gmacs: gmacs[m],
-                                      msPerImage: s[4] / n, images: count))
+                                      msPerImage: s[4] / n, images: measured))
         }
         return rows
     }

@@ -79,6 +79,9 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Continue an interrupted run from its folder (latest checkpoint) or a checkpoint folder, with its stored options; reproduces the uninterrupted run's losses. (default: none, a new run)", valueName: "folder"))
     var resume: String?
 
+    @Flag(help: "Skip the pre-flight pass that decodes every training and validation image once; an unreadable image then costs its batch (with a warning). (default: off)")
+    var skipPreflight = false
+
     @Option(help: .private)
     var stopAfter: Int?
 
@@ -210,8 +213,8 @@ enum RunDriver {
 
     /// Checks, trains, plots and prints the summary.
     @discardableResult
-    static func run(_ configuration: RunConfiguration, checkpoint: URL?, stopAfter: Int?) throws -> TrainingSummary {
-        let prepared = try configuration.prepare(resuming: checkpoint != nil)
+    static func run(_ configuration: RunConfiguration, checkpoint: URL?, stopAfter: Int?, preflight: Bool = true) throws -> TrainingSummary {
+        let prepared = try configuration.prepare(resuming: checkpoint != nil, preflight: preflight ? { printError($0) } : nil)
         let c = prepared.configuration
         let studentName = c.student?.architecture ?? "?"
         printError("run folder: \(prepared.runDirectory.path)")
@@ -266,7 +269,7 @@ struct TrainCommand: ParsableCommand {
         try reportingErrors {
             let (configuration, checkpoint) = try RunDriver.configuration(
                 mode: .train, flags: flags, assignments: flags.assignments(modelKey: "network.model", model: model))
-            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter)
+            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, preflight: !flags.skipPreflight)
         }
     }
 }
@@ -288,7 +291,7 @@ struct DistillCommand: ParsableCommand {
             let (configuration, checkpoint) = try RunDriver.configuration(
                 mode: .distill, flags: flags,
                 assignments: flags.assignments(modelKey: "network.student", model: student) + distill.assignments())
-            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter)
+            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, preflight: !flags.skipPreflight)
         }
     }
 }

@@ -319,7 +319,7 @@ final class LogIntegrityCommandTests: XCTestCase {
         let iterations = 80
         func options(_ output: URL) -> [String] {
             Fixtures.tinyRun(data: data, output: output, iterations: iterations,
-                             extra: ["--checkpoint-every", "7", "--val-data", val.path, "--val-every", "10", "--samples", "0"])
+                             extra: ["--checkpoint-every", "5", "--val-data", val.path, "--val-every", "10", "--samples", "0"])
         }
         let straight = dir.appendingPathComponent("straight")
         let a = try SKDProcess.run(options(straight))
@@ -360,6 +360,13 @@ final class LogIntegrityCommandTests: XCTestCase {
             ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["seconds"].flatMap { ($0 as? NSNumber)?.doubleValue }
         }
         XCTAssertEqual(seconds, seconds.sorted(), "seconds is cumulative across resumes")
+        // The same best weights (the files differ only in the run folder named in their config).
+        let bestKilled = try SafeTensors.read(killed.appendingPathComponent("best.safetensors")).tensors
+        let bestStraight = try SafeTensors.read(straight.appendingPathComponent("best.safetensors")).tensors
+        XCTAssertEqual(Set(bestKilled.keys), Set(bestStraight.keys))
+        for (name, tensor) in bestStraight {
+            XCTAssertEqual(bestKilled[name]?.values, tensor.values, "\(name), kills at \(kills)")
+        }
     }
 }
 
@@ -413,5 +420,77 @@ final class SelfContainedRunCommandTests: XCTestCase {
         try FileManager.default.moveItem(at: home.appendingPathComponent("data"), to: home.appendingPathComponent("moved"))
         try assertOneLineError(["train", "--resume", run.path], mentions: [home.appendingPathComponent("data").standardizedFileURL.path, "moved"],
                                in: elsewhere)
+    }
+}
+
+final class PreflightCommandTests: XCTestCase {
+    /// Truncates the PNG at `url` after its header: the header check passes, decoding fails.
+    private func truncate(_ url: URL) throws {
+        let data = try Data(contentsOf: url)
+        try data.prefix(data.count * 3 / 5).write(to: url)
+    }
+
+    func testPreflightNamesEveryUnreadableImageBeforeAnyWork() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-preflight")
+        let data = try Fixtures.cleanFolder(dir.appendingPathComponent("data"), count: 5)
+        for name in ["p1.png", "p3.png"] { try truncate(data.appendingPathComponent(name)) }
+        let run = dir.appendingPathComponent("run")
+        let r = try SKDProcess.run(Fixtures.tinyRun(data: data, output: run, iterations: 4))
+        XCTAssertEqual(r.status, 2, r.stderr)
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("skd: error:") }
+        XCTAssertEqual(errors.count, 1, r.stderr)
+        for name in ["p1.png", "p3.png"] { XCTAssertTrue(errors[0].contains(data.appendingPathComponent(name).path), r.stderr) }
+        XCTAssertTrue(r.stderr.contains("preflight: decoded 5/5 training images"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path), "no work may start")
+
+        // Skipping the pass: the unreadable images cost their batches, with warnings, never the run.
+        let skipped = try SKDProcess.run(Fixtures.tinyRun(data: data, output: run, iterations: 12, extra: ["--skip-preflight"]))
+        XCTAssertEqual(skipped.status, 0, skipped.stderr)
+        XCTAssertTrue(skipped.stderr.contains("skd: warning: skipped a batch"), skipped.stderr)
+        XCTAssertTrue(skipped.stderr.contains("skipped for unreadable images"), skipped.stderr)
+        let log = try String(contentsOf: run.appendingPathComponent("log.jsonl"), encoding: .utf8)
+        XCTAssertEqual(log.split(separator: "\n").count, 12, "every iteration trained")
+
+        // Eval skips and counts them too.
+        let weights = try Fixtures.tinyWeights(dir.appendingPathComponent("tiny.safetensors"))
+        let json = dir.appendingPathComponent("eval.json")
+        let e = try SKDProcess.run(["eval", "--data", data.path, "--degradation", "noise:5", "--model", weights.path, "--json", json.path])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stderr.contains("2 of 5 images skipped"), e.stderr)
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [[String: Any]])
+        XCTAssertEqual((rows[1]["images"] as? NSNumber)?.intValue, 3)
+    }
+
+    /// A batch whose tensors cannot fit is refused up front with the estimate, before any crop is gathered.
+    func testOversizedBatchIsRefusedUpFront() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-preflight")
+        let data = try Fixtures.cleanFolder(dir.appendingPathComponent("data"), count: 2, width: 64, height: 64)
+        let run = dir.appendingPathComponent("run")
+        var arguments = Fixtures.tinyRun(data: data, output: run, iterations: 2)
+        arguments[arguments.firstIndex(of: "--batch-size")! + 1] = "100000"
+        arguments[arguments.firstIndex(of: "--patch-size")! + 1] = "64"
+        let began = Date()
+        try assertOneLineError(arguments, mentions: ["batch_size 100000", "GB"], noFolder: run)
+        XCTAssertLessThan(Date().timeIntervalSince(began), 30)
+    }
+
+    /// The checkpoint due at a validation's iteration exists while that validation runs.
+    func testCheckpointComesBeforeTheValidationOfItsIteration() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-preflight")
+        let data = try Fixtures.cleanFolder(dir.appendingPathComponent("data"), count: 2)
+        let val = dir.appendingPathComponent("val")
+        try FileManager.default.createDirectory(at: val, withIntermediateDirectories: true)
+        try Fixtures.photo(16, 16, seed: 1).write(to: val.appendingPathComponent("a.png"))
+        try Fixtures.photo(640, 640, seed: 2).write(to: val.appendingPathComponent("b.png"))
+        let run = dir.appendingPathComponent("run")
+        let process = try SKDProcess.start(Fixtures.tinyRun(data: data, output: run, iterations: 12,
+                                                            extra: ["--checkpoint-every", "6", "--val-data", val.path, "--val-every", "6", "--samples", "1"]))
+        let sample = run.appendingPathComponent("samples/iter-00000006_a.png")
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: sample.path) && process.isRunning && Date() < deadline { usleep(200) }
+        let latest = CheckpointStore(runDirectory: run).latest()
+        let r = SKDProcess.finish(process)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(latest?.lastPathComponent, "iter-00000006", "the checkpoint of iteration 6 is written before its validation")
     }
 }
