@@ -145,7 +145,7 @@ public final class Trainer {
         func checkpoint(_ iteration: Int) throws -> URL {
             var state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
             state.seconds = secondsBefore + trainSeconds
-            let url = try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state)
+            let url = try StopSignal.whileWriting { try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state) }
             lastCheckpoint = url
             return url
         }
@@ -156,9 +156,9 @@ public final class Trainer {
             if let (psnr, ssim) = try evaluate(validation, iteration: done) {
                 if best == nil || psnr > best!.psnr {
                     best = (psnr, done)
-                    try saveBest()
+                    try StopSignal.whileWriting { try saveBest() }
                 }
-                try log.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
+                try StopSignal.whileWriting { try log.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim]) }
                 report(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
             }
             objective.student.train()
@@ -205,7 +205,7 @@ public final class Trainer {
             if done == 1 || done % max(1, options.logEvery) == 0 || done == options.iterations {
                 var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": secondsBefore + trainSeconds]
                 for (name, value) in loss.terms { entry[name] = Double(value) }
-                try log.write(entry)
+                try StopSignal.whileWriting { try log.write(entry) }
             }
             progress.update(done, terms: loss.terms, secondsPerIteration: trainSeconds / Double(done - start))
 
@@ -247,7 +247,7 @@ public final class Trainer {
             if index < options.samples {
                 try FileManager.default.createDirectory(at: samples, withIntermediateDirectories: true)
                 let stem = (sample.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
-                try image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem)))
+                try StopSignal.whileWriting { try image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem))) }
             }
         }
         guard measured > 0 else { return nil }
@@ -318,9 +318,21 @@ final class StopSignal {
 
     /// The first signal asks for a checkpoint at the next iteration; a second one, while that is still pending
     /// (e.g. during a long validation), exits at once: checkpoints and log lines are written whole or not at all.
+    /// Held while the trainer writes a file; the immediate exit waits for it.
+    static let writing = NSLock()
+
+    /// Runs `body` (a file write) so that an immediate exit on a second signal cannot cut it.
+    static func whileWriting<T>(_ body: () throws -> T) rethrows -> T {
+        writing.lock()
+        defer { writing.unlock() }
+        return try body()
+    }
+
     private func set() {
         lock.lock(); let again = flag; flag = true; lock.unlock()
         if again {
+            // Not in the middle of a file: checkpoints, log lines and samples are written whole or not at all.
+            StopSignal.writing.lock()
             let line = "\nskd: interrupted again: exiting at once; the last checkpoint is intact\n"
             _ = line.withCString { write(2, $0, strlen($0)) }
             _exit(130)

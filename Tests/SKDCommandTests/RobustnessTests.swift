@@ -494,3 +494,39 @@ final class PreflightCommandTests: XCTestCase {
         XCTAssertEqual(latest?.lastPathComponent, "iter-00000006", "the checkpoint of iteration 6 is written before its validation")
     }
 }
+
+final class InterruptCommandTests: XCTestCase {
+    /// A second SIGINT while the first waits for a long validation exits at once, leaving no partial file; the
+    /// run then resumes to its end.
+    func testSecondInterruptExitsAtOnceWritingNothingPartial() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-interrupt")
+        let data = try Fixtures.cleanFolder(dir.appendingPathComponent("data"), count: 2)
+        let val = dir.appendingPathComponent("val")
+        try FileManager.default.createDirectory(at: val, withIntermediateDirectories: true)
+        for i in 0..<3 { try Fixtures.photo(768, 768, seed: i).write(to: val.appendingPathComponent("v\(i).png")) }
+        let run = dir.appendingPathComponent("run")
+        let process = try SKDProcess.start(Fixtures.tinyRun(data: data, output: run, iterations: 2,
+                                                            extra: ["--val-data", val.path, "--val-every", "2", "--samples", "3"]))
+        // Validation at iteration 2 (the last) has begun once its checkpoint is there.
+        let deadline = Date().addingTimeInterval(120)
+        while CheckpointStore(runDirectory: run).latest() == nil && process.isRunning && Date() < deadline { usleep(1000) }
+        XCTAssertTrue(process.isRunning, "the validation should still be running")
+        usleep(100_000)
+        kill(process.processIdentifier, SIGINT)
+        usleep(100_000)
+        let second = Date()
+        kill(process.processIdentifier, SIGINT)
+        let r = SKDProcess.finish(process)
+        XCTAssertLessThan(Date().timeIntervalSince(second), 3, "the second SIGINT exits at once")
+        XCTAssertEqual(r.status, 130, r.stderr)
+        XCTAssertTrue(r.stderr.contains("interrupted again"), r.stderr)
+        // Nothing partial: no temporary files, every log line whole.
+        let everything = FileManager.default.enumerator(atPath: run.path)!.compactMap { $0 as? String }
+        XCTAssertTrue(everything.filter { $0.hasSuffix(".tmp") || $0.contains(".tmp/") }.isEmpty, "\(everything)")
+        for line in try String(contentsOf: run.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n") {
+            XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(line.utf8)), String(line))
+        }
+        let resumed = try SKDProcess.run(["train", "--resume", run.path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    }
+}
