@@ -5,7 +5,7 @@ APT_PKGS   := libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev pkg-config
 DEMO_PKGS  := mate-backgrounds
 SWIFTFLAGS := -c $(CONFIG)
 
-.PHONY: deps build test bench demo clean
+.PHONY: deps build test bench demo clean fuzz sanitize
 
 ## Install the Debian packages that are missing (apt-get update only when something is missing).
 deps:
@@ -53,6 +53,31 @@ demo: deps
 ## 14 GB at peak (the full-SKD step); `swift run -c release skd-bench --list` / FILTER... for a subset.
 bench: deps
 	$(SWIFT) run $(SWIFTFLAGS) skd-bench
+
+## libFuzzer (the Swift toolchain's clang, with AddressSanitizer and UndefinedBehaviorSanitizer) on the C image
+## shim: every byte string through the PNG and JPEG decoders, decoded images re-encoded and round-tripped.
+## The seed corpus is written by the shim's own encoders (Tools/fuzz/make_seeds.c); the corpus grows in
+## .build/fuzz/corpus. FUZZ_SECONDS bounds the run (CI: 60); findings land in .build/fuzz/artifacts and fail.
+FUZZ_SECONDS ?= 120
+FUZZ_CC      ?= $(dir $(shell readlink -f $$(command -v $(SWIFT))))clang
+FUZZ_FLAGS   := -g -O1 -fuse-ld=lld -ICSystem/CImageShim/include $$(pkg-config --cflags libpng)
+FUZZ_LIBS    := $$(pkg-config --libs libpng libjpeg)
+fuzz: deps
+	mkdir -p .build/fuzz/seeds .build/fuzz/corpus .build/fuzz/artifacts
+	$(FUZZ_CC) $(FUZZ_FLAGS) Tools/fuzz/make_seeds.c CSystem/CImageShim/CImageShim.c $(FUZZ_LIBS) -o .build/fuzz/make-seeds
+	.build/fuzz/make-seeds .build/fuzz/seeds
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  Tools/fuzz/fuzz_image_shim.c CSystem/CImageShim/CImageShim.c $(FUZZ_LIBS) -o .build/fuzz/fuzz-image-shim
+	.build/fuzz/fuzz-image-shim -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=.build/fuzz/artifacts/ -print_final_stats=1 .build/fuzz/corpus .build/fuzz/seeds
+
+## The data and tensor test targets under AddressSanitizer and UndefinedBehaviorSanitizer (flags on the command
+## line, a separate build folder; Package.swift carries no unsafeFlags). Release mode, as every build here.
+SANITIZE_FLAGS := -Xswiftc -sanitize=address -Xswiftc -sanitize=undefined -Xcc -fsanitize=address -Xcc -fsanitize=undefined
+sanitize: deps
+	$(SWIFT) build $(SWIFTFLAGS) --build-tests --build-path .build/sanitize $(SANITIZE_FLAGS)
+	$(SWIFT) test $(SWIFTFLAGS) --skip-build --build-path .build/sanitize --disable-swift-testing \
+	  --filter 'SKDImageTests|SKDTensorTests'
 
 clean:
 	rm -rf .build
