@@ -71,12 +71,15 @@ fuzz: deps
 	.build/fuzz/fuzz-image-shim -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
 	  -artifact_prefix=.build/fuzz/artifacts/ -print_final_stats=1 .build/fuzz/corpus .build/fuzz/seeds
 
-## The data and tensor test targets under AddressSanitizer and UndefinedBehaviorSanitizer (flags on the command
-## line, a separate build folder; Package.swift carries no unsafeFlags). Release mode, as every build here.
-SANITIZE_FLAGS := -Xswiftc -sanitize=address -Xswiftc -sanitize=undefined -Xcc -fsanitize=address -Xcc -fsanitize=undefined
+## The data and tensor test targets under AddressSanitizer (Swift and C) and UndefinedBehaviorSanitizer (C: the
+## image shim, the row kernels; swiftc has no -sanitize=undefined on Linux, and Swift traps on overflow and bounds
+## itself). UB traps instead of calling a runtime, so no extra library is linked. Flags on the command line, a
+## separate build folder; Package.swift carries no unsafeFlags. Release mode, as every build here.
+SANITIZE_FLAGS := -Xswiftc -sanitize=address -Xcc -fsanitize=address -Xcc -fsanitize=undefined -Xcc -fsanitize-trap=undefined
 sanitize: deps
 	$(SWIFT) build $(SWIFTFLAGS) --build-tests --build-path .build/sanitize $(SANITIZE_FLAGS)
-	$(SWIFT) test $(SWIFTFLAGS) --skip-build --build-path .build/sanitize --disable-swift-testing \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tools/sanitize/lsan.supp:print_suppressions=0 \
+	  $(SWIFT) test $(SWIFTFLAGS) --skip-build --build-path .build/sanitize --disable-swift-testing \
 	  --filter 'SKDImageTests|SKDTensorTests'
 
 clean:
