@@ -705,6 +705,21 @@ extension RunConfiguration {
         }
         if let rows = o.feature.spatialTileRows, rows <= 0 { throw RunConfigurationError("distill.spatial_tile_rows must be positive, got \(rows)") }
 
+        // The run folder must be a folder or creatable: no file in the way on its path.
+        do {
+            let fm = FileManager.default
+            var probe = runDirectory.standardizedFileURL
+            var isDirectory: ObjCBool = false
+            while !fm.fileExists(atPath: probe.path, isDirectory: &isDirectory) {
+                let parent = probe.deletingLastPathComponent()
+                if parent.path == probe.path { isDirectory = true; break }
+                probe = parent
+            }
+            guard isDirectory.boolValue else {
+                throw RunConfigurationError("output \(runDirectory.path): \(probe.path) is a file, not a folder")
+            }
+        }
+
         // Networks.
         guard let studentSpec = student else {
             throw RunConfigurationError(mode == .train

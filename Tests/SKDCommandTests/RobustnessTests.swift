@@ -192,6 +192,8 @@ final class UsageErrorCommandTests: XCTestCase {
         let data = try Fixtures.cleanFolder(dir.appendingPathComponent("data"), count: 1, width: 16, height: 16)
         try assertOneLineError(["eval", "--data", data.path, "--degradation", "noise:5", "--model", weights.path,
                                 "--json", blocker.appendingPathComponent("e.json").path], mentions: [blocker.path])
+        try assertOneLineError(Fixtures.tinyRun(data: data, output: blocker, iterations: 2), mentions: [blocker.path, "not a folder"])
+        try assertOneLineError(Fixtures.tinyRun(data: data, output: blocker.appendingPathComponent("run"), iterations: 2), mentions: [blocker.path])
         try Data((#"{"iter": 1, "total": 0.7}"# + "\n").utf8).write(to: dir.appendingPathComponent("log.jsonl"))
         try assertOneLineError(["plot", dir.path, "--output", blocker.appendingPathComponent("p.png").path], mentions: [blocker.path])
     }
