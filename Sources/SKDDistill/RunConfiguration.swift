@@ -42,8 +42,7 @@ public enum ErrorText {
             let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
             return [path, reason(ns)].compactMap { $0 }.joined(separator: ": ")
         }
-        if let text = error as? CustomStringConvertible { return oneLine(text.description) }
-        return oneLine("\(error)")
+        return oneLine(String(describing: error))
     }
 
     static func oneLine(_ text: String) -> String { text.split(whereSeparator: \.isNewline).joined(separator: " ") }
@@ -700,7 +699,7 @@ extension RunConfiguration {
         guard o.waveLevels > 0, o.waveLevels <= 16 else { throw RunConfigurationError("distill.wave_levels must lie in 1...16, got \(o.waveLevels)") }
         for (key, value) in [("distill.sigma", o.feature.sigma), ("distill.tau", o.tau), ("distill.alpha1", o.feature.alpha1),
                              ("distill.alpha2", o.alpha2), ("distill.alpha3", o.alpha3), ("distill.wave_lambda", o.waveLambda),
-                             ("distill.output_kd_weight", o.outputKDWeight)] + (o.contrastiveWeights ?? []).enumerated().map { ("distill.contrastive_weights[\($0.offset)]", $0.element) } {
+                             ("distill.output_kd_weight", o.outputKDWeight)] + (o.contrastiveWeights ?? []).enumerated().map({ ("distill.contrastive_weights[\($0.offset)]", $0.element) }) {
             guard value.isFinite, value >= 0 else { throw RunConfigurationError("\(key) must be a number ≥ 0, got \(value)") }
         }
         if let rows = o.feature.spatialTileRows, rows <= 0 { throw RunConfigurationError("distill.spatial_tile_rows must be positive, got \(rows)") }
