@@ -5,7 +5,7 @@ APT_PKGS   := libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev pkg-config l
 DEMO_PKGS  := mate-backgrounds
 SWIFTFLAGS := -c $(CONFIG)
 
-.PHONY: deps build test bench demo clean
+.PHONY: deps build test bench demo clean fuzz sanitize
 
 ## Install the Debian packages that are missing (apt-get update only when something is missing).
 deps:
@@ -55,6 +55,50 @@ demo: deps
 bench: deps
 	@python3 -c "import onnxruntime" 2>/dev/null || pip install -q onnxruntime numpy || echo "onnxruntime unavailable: the peer comparison will be skipped"
 	$(SWIFT) run $(SWIFTFLAGS) skd-bench
+
+## libFuzzer (the Swift toolchain's clang and swiftc, with AddressSanitizer; UBSan for C) on the C image shim —
+## every byte string through the PNG and JPEG decoders, decoded images re-encoded and round-tripped — and on the
+## safetensors reader.
+## The seed corpus is written by the shim's own encoders (Tools/fuzz/make_seeds.c); the corpus grows in
+## .build/fuzz/corpus. FUZZ_SECONDS bounds each harness's run (CI: 60); findings land in .build/fuzz/artifacts
+## and fail.
+FUZZ_SECONDS ?= 120
+FUZZ_CC      ?= $(dir $(shell readlink -f $$(command -v $(SWIFT))))clang
+FUZZ_FLAGS   := -g -O1 -fuse-ld=lld -ICSystem/CImageShim/include $$(pkg-config --cflags libpng)
+FUZZ_LIBS    := $$(pkg-config --libs libpng libjpeg)
+fuzz: deps
+	mkdir -p .build/fuzz/seeds .build/fuzz/corpus .build/fuzz/artifacts
+	$(FUZZ_CC) $(FUZZ_FLAGS) Tools/fuzz/make_seeds.c CSystem/CImageShim/CImageShim.c $(FUZZ_LIBS) -o .build/fuzz/make-seeds
+	.build/fuzz/make-seeds .build/fuzz/seeds
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  Tools/fuzz/fuzz_image_shim.c CSystem/CImageShim/CImageShim.c $(FUZZ_LIBS) -o .build/fuzz/fuzz-image-shim
+	.build/fuzz/fuzz-image-shim -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=.build/fuzz/artifacts/ -print_final_stats=1 .build/fuzz/corpus .build/fuzz/seeds
+	@# The safetensors reader (header JSON, dtypes, shapes, offsets): SKDTensor's sources and the harness in one
+	@# module built by swiftc -sanitize=fuzzer,address; seeds from Tools/fuzz/make_safetensors_seeds.py.
+	mkdir -p .build/fuzz/st-seeds .build/fuzz/st-corpus .build/fuzz/modules/CSKDKernels
+	printf 'module CSKDKernels {\n    header "$(CURDIR)/CSystem/CSKDKernels/include/CSKDKernels.h"\n    export *\n}\n' \
+	  > .build/fuzz/modules/CSKDKernels/module.modulemap
+	$(FUZZ_CC) -O2 -fsanitize=address -ICSystem/CSKDKernels/include -c CSystem/CSKDKernels/CSKDKernels.c -o .build/fuzz/CSKDKernels.o
+	$(dir $(FUZZ_CC))swiftc -sanitize=fuzzer,address -parse-as-library -O -suppress-warnings -module-name SKDTensor \
+	  Tools/fuzz/fuzz_safetensors.swift Sources/SKDTensor/*.swift Sources/SKDTensor/Ops/*.swift \
+	  -I CSystem/COpenBLAS -I CSystem/CLAPACKE -I .build/fuzz/modules/CSKDKernels .build/fuzz/CSKDKernels.o \
+	  -lopenblas -llapacke -o .build/fuzz/fuzz-safetensors
+	python3 Tools/fuzz/make_safetensors_seeds.py .build/fuzz/st-seeds
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tools/fuzz/lsan.supp:print_suppressions=0 \
+	  .build/fuzz/fuzz-safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=.build/fuzz/artifacts/ -print_final_stats=1 .build/fuzz/st-corpus .build/fuzz/st-seeds
+
+## The data and tensor test targets under AddressSanitizer (Swift and C) and UndefinedBehaviorSanitizer (C: the
+## image shim, the row kernels; swiftc has no -sanitize=undefined on Linux, and Swift traps on overflow and bounds
+## itself). UB traps instead of calling a runtime, so no extra library is linked. Flags on the command line, a
+## separate build folder; Package.swift carries no unsafeFlags. Release mode, as every build here.
+SANITIZE_FLAGS := -Xswiftc -sanitize=address -Xcc -fsanitize=address -Xcc -fsanitize=undefined -Xcc -fsanitize-trap=undefined
+sanitize: deps
+	$(SWIFT) build $(SWIFTFLAGS) --build-tests --build-path .build/sanitize $(SANITIZE_FLAGS)
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tools/sanitize/lsan.supp:print_suppressions=0 \
+	  $(SWIFT) test $(SWIFTFLAGS) --skip-build --build-path .build/sanitize --disable-swift-testing \
+	  --filter 'SKDImageTests|SKDTensorTests'
 
 clean:
 	rm -rf .build

@@ -26,10 +26,31 @@ public struct CheckpointState: Codable, Equatable {
     public var bestIteration: Int?
     /// The full resolved configuration of the run, as JSON text.
     public var config: String
+    /// Training seconds of every session up to this checkpoint (`nil` in checkpoints of older versions).
+    public var seconds: Double? = nil
 
     /// A state with every field given.
     public init(iteration: Int, sampler: TrainingSampler.State, bestPSNR: Double?, bestIteration: Int?, config: String) {
         self.iteration = iteration; self.sampler = sampler; self.bestPSNR = bestPSNR; self.bestIteration = bestIteration; self.config = config
+    }
+}
+
+extension CheckpointState {
+    /// Checks the numbers a hand-edited `state.json` could hold: the iteration within `0...iterations` (the run's
+    /// length, when known), the sampler's position and the best iteration not negative.
+    ///
+    /// - Throws: `RunConfigurationError` naming the file and the field.
+    public func check(iterations: Int?, source: URL) throws {
+        guard iteration >= 0 else { throw RunConfigurationError("\(source.path): iteration \(iteration) must be ≥ 0") }
+        if let iterations, iteration > iterations {
+            throw RunConfigurationError("\(source.path): iteration \(iteration) lies beyond the run's \(iterations) iterations (train.iterations)")
+        }
+        guard sampler.nextBatch >= 0 else { throw RunConfigurationError("\(source.path): sampler.nextBatch \(sampler.nextBatch) must be ≥ 0") }
+        if let bestIteration, bestIteration < 0 || bestIteration > iteration {
+            throw RunConfigurationError("\(source.path): bestIteration \(bestIteration) must lie in 0...\(iteration) (the iteration)")
+        }
+        if let bestPSNR, !bestPSNR.isFinite { throw RunConfigurationError("\(source.path): bestPSNR \(bestPSNR) is not a finite number") }
+        if let seconds, !(seconds.isFinite && seconds >= 0) { throw RunConfigurationError("\(source.path): seconds \(seconds) must be a number ≥ 0") }
     }
 }
 
@@ -104,7 +125,10 @@ public struct CheckpointStore {
         guard FileManager.default.fileExists(atPath: stateURL.path) else { throw CheckpointError.missing(folder) }
         let state: CheckpointState
         do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
-            throw CheckpointError.invalid(stateURL, "unreadable state: \(error)")
+            throw CheckpointError.invalid(stateURL, "unreadable state: \(ErrorText.describe(error))")
+        }
+        do { try state.check(iterations: nil, source: stateURL) } catch let error as RunConfigurationError {
+            throw CheckpointError.invalid(stateURL, String(error.message.dropFirst(stateURL.path.count + 2)))
         }
         let weights = try SafeTensors.read(folder.appendingPathComponent("model.safetensors")).tensors
         var studentWeights: [String: Tensor] = [:], projectorWeights: [String: Tensor] = [:]

@@ -30,6 +30,44 @@ public struct RunConfigurationError: Error, CustomStringConvertible, LocalizedEr
     public var errorDescription: String? { message }
 }
 
+/// Errors as one line for the user: Foundation's file errors (which print as `Error Domain=NSCocoaErrorDomain
+/// Code=... UserInfo={...}`) become "<path>: <reason>"; other errors their description.
+public enum ErrorText {
+    /// One line describing `error`.
+    public static func describe(_ error: Error) -> String {
+        if let e = error as? RunConfigurationError { return e.message }
+        if let e = error as? DecodingError { return ModelSpec.describe(e) }
+        let ns = error as NSError
+        if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
+            let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+            return [path, reason(ns)].compactMap { $0 }.joined(separator: ": ")
+        }
+        return oneLine(String(describing: error))
+    }
+
+    static func oneLine(_ text: String) -> String { text.split(whereSeparator: \.isNewline).joined(separator: " ") }
+
+    static func reason(_ ns: NSError) -> String {
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code))).lowercased()
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))).lowercased() }
+        switch CocoaError.Code(rawValue: ns.code) {
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or folder"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "permission denied"
+        case .fileWriteFileExists: return "a file of that name is in the way"
+        case .fileWriteOutOfSpace: return "no space left on the device"
+        case .fileWriteVolumeReadOnly: return "read-only file system"
+        case .fileReadCorruptFile: return "the file is corrupt"
+        case .fileReadInapplicableStringEncoding: return "not UTF-8 text"
+        case .fileReadTooLarge: return "the file is too large"
+        default:
+            let text = ns.localizedDescription
+            return text.contains("NSCocoaErrorDomain") || text.isEmpty ? "file operation failed (code \(ns.code))" : oneLine(text)
+        }
+    }
+}
+
 /// Whether a run trains a network alone (`skd train`, L1 to the ground truth) or distils a teacher into it.
 public enum RunMode: String, Sendable, CaseIterable {
     /// One network trained with L1; distillation options are ignored.
@@ -78,7 +116,7 @@ public struct DatasetConfiguration: Equatable, Sendable {
         } catch let error as RunConfigurationError {
             throw RunConfigurationError("\(role) data: \(error.message)")
         } catch {
-            throw RunConfigurationError("\(role) data: \(error)")
+            throw RunConfigurationError("\(role) data: \(ErrorText.describe(error))")
         }
     }
 }
@@ -192,10 +230,30 @@ public struct RunConfiguration: Equatable {
             throw RunConfigurationError("\(url.path): not valid YAML: \(error)")
         }
         guard let loaded, !(loaded is NSNull) else { return [:] }
+        // Yams keeps the last of duplicate keys; a repeated option is almost always a mistake, so it is an error.
+        if let node = try? Yams.compose(yaml: text) { try checkDuplicateKeys(node, path: "", file: url) }
         guard let mapping = OptionTree.normalized(loaded) as? [String: Any] else {
             throw RunConfigurationError("\(url.path): the options file must be a mapping of sections (datasets, network, train, val, distill)")
         }
         return mapping
+    }
+
+    /// Throws for the first mapping of `node` that holds a key twice, naming the file, line and key path.
+    static func checkDuplicateKeys(_ node: Node, path: String, file: URL) throws {
+        if let mapping = node.mapping {
+            var seen = Set<String>()
+            for (key, value) in mapping {
+                let name = key.string ?? "\(key)"
+                let full = path.isEmpty ? name : "\(path).\(name)"
+                if !seen.insert(name).inserted {
+                    let line = key.mark.map { " (line \($0.line))" } ?? ""
+                    throw RunConfigurationError("\(file.path): \(full) is given twice\(line); keep one")
+                }
+                try checkDuplicateKeys(value, path: full, file: file)
+            }
+        } else if let sequence = node.sequence {
+            for (i, item) in sequence.enumerated() { try checkDuplicateKeys(item, path: "\(path)[\(i)]", file: file) }
+        }
     }
 
     /// Sets `value` at a dotted key path of `tree`, creating sections as needed. A network given by its preset
@@ -231,7 +289,8 @@ public struct RunConfiguration: Equatable {
             }
             let text = String(assignment[assignment.index(after: eq)...])
             var value: Any = text
-            if let parsed = try? Yams.load(yaml: text), !(parsed is NSNull) { value = OptionTree.normalized(parsed) }
+            // `null` (as the guide's files write it) means the option's default.
+            if let parsed = try? Yams.load(yaml: text) { value = parsed is NSNull ? NSNull() : OptionTree.normalized(parsed) }
             try assign(value, at: String(assignment[..<eq]), in: &tree)
         }
     }
@@ -475,13 +534,15 @@ public struct ModelWeights {
         let file: SafeTensorsFile
         do { file = try SafeTensors.read(url) } catch { throw RunConfigurationError("\(error)") }
         var spec = architecture
-        if let config = file.metadata["config"] {
-            spec = try architectureDescribed(by: config, source: url.path) ?? architecture
+        if let config = file.metadata["config"], let named = try architectureDescribed(by: config, source: url.path) {
+            try checkAgreement(named, given: architecture, file: url)
+            spec = named
         }
         guard let spec else {
             throw RunConfigurationError("\(url.path): the file names no architecture (no 'config' metadata); give it with --teacher-preset or network.teacher")
         }
         let tensors = file.tensors.filter { !$0.key.hasPrefix("projectors.") }
+        try checkFinite(tensors, file: url)
         return ModelWeights(spec: spec, tensors: tensors, file: url)
     }
 
@@ -489,14 +550,37 @@ public struct ModelWeights {
         let stateURL = folder.appendingPathComponent("state.json")
         let state: CheckpointState
         do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
-            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(error))")
+            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(ErrorText.describe(error)))")
         }
-        let spec = try architectureDescribed(by: state.config, source: stateURL.path) ?? architecture
-        guard let spec else { throw RunConfigurationError("\(stateURL.path): the stored configuration names no network") }
+        let named = try architectureDescribed(by: state.config, source: stateURL.path)
+        if let named { try checkAgreement(named, given: architecture, file: stateURL) }
+        guard let spec = named ?? architecture else { throw RunConfigurationError("\(stateURL.path): the stored configuration names no network") }
         let modelURL = folder.appendingPathComponent("model.safetensors")
         let file: SafeTensorsFile
         do { file = try SafeTensors.read(modelURL) } catch { throw RunConfigurationError("\(error)") }
-        return ModelWeights(spec: spec, tensors: file.tensors.filter { !$0.key.hasPrefix("projectors.") }, file: modelURL)
+        let tensors = file.tensors.filter { !$0.key.hasPrefix("projectors.") }
+        try checkFinite(tensors, file: modelURL)
+        return ModelWeights(spec: spec, tensors: tensors, file: modelURL)
+    }
+
+    /// An architecture given on the command line (`--preset`, network.teacher) must be the one the file names.
+    static func checkAgreement(_ named: ModelSpec, given: ModelSpec?, file: URL) throws {
+        guard let given, given != named else { return }
+        let what = given.architecture == named.architecture ? "a different \(named.architecture) configuration" : "a \(given.architecture)"
+        throw RunConfigurationError("\(file.path) holds a \(named.architecture) (\(named.jsonString())), but the preset given describes \(what); drop the preset (--preset, --teacher-preset, network.teacher), the file names its architecture")
+    }
+
+    /// Weights holding NaN or ±∞ would restore black images and report meaningless metrics with exit 0.
+    static func checkFinite(_ tensors: [String: Tensor], file: URL) throws {
+        for name in tensors.keys.sorted() {
+            let t = tensors[name]!
+            let values = UnsafeBufferPointer(start: t.pointer, count: t.count)
+            if let index = values.firstIndex(where: { !$0.isFinite }) {
+                let bad = values[index].isNaN ? "NaN" : "\(values[index])"
+                let count = values.lazy.filter { !$0.isFinite }.count
+                throw RunConfigurationError("\(file.path): tensor '\(name)' holds \(count) non-finite value(s) (\(bad) at element \(index)); the weights are unusable")
+            }
+        }
     }
 
     /// The architecture in a `config` JSON: `{"arch": ...}` itself, or the `network.student` of a run's options.
@@ -508,7 +592,7 @@ public struct ModelWeights {
                 return try ModelSpec(dictionary: student)
             }
         } catch {
-            throw RunConfigurationError("\(source): its config names an invalid network: \(error)")
+            throw RunConfigurationError("\(source): its config names an invalid network: \(ErrorText.describe(error))")
         }
         return nil
     }
@@ -561,7 +645,35 @@ extension RunConfiguration {
     ///
     /// - Parameter resuming: the run continues from a checkpoint in its own folder.
     /// - Throws: `RunConfigurationError`, one line naming the file or value.
-    public func prepare(resuming: Bool = false) throws -> PreparedRun {
+    /// - Parameter preflight: when given, every training and validation image is decoded once (in parallel)
+    ///   and every unreadable file named; the closure receives the progress lines.
+    public func prepare(resuming: Bool = false, preflight: ((String) -> Void)? = nil) throws -> PreparedRun {
+        // Stored with absolute paths, a run resumes on the same data from any folder.
+        try withAbsolutePaths().prepareChecked(resuming: resuming, preflight: preflight)
+    }
+
+    /// The memory one training step needs (student activations and gradients, the teacher's forward pass, the
+    /// batches in flight), estimated from the architectures alone.
+    public func estimatedStepBytes(student: ModelSpec, teacher: ModelSpec?) -> Double {
+        let pixels = Double(training.batchSize) * Double(training.patchSize) * Double(training.patchSize)
+        let perPixel = ModelCost.trainingBytesPerPixel(student) + (teacher.map(ModelCost.inferenceBytesPerPixel) ?? 0) + 3 * 4 * 2 * 5
+        return pixels * perPixel
+    }
+
+    /// The options with every file path (data roots, teacher and VGG weights, the output) made absolute against
+    /// the current folder.
+    public func withAbsolutePaths() -> RunConfiguration {
+        func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+        var c = self
+        if let t = c.trainData { c.trainData?.root = absolute(t.root) }
+        if let v = c.valData { c.valData?.root = absolute(v.root) }
+        c.teacherWeights = c.teacherWeights.map(absolute)
+        c.vggWeights = c.vggWeights.map(absolute)
+        c.output = absolute(c.output ?? "runs/\(name)")
+        return c
+    }
+
+    private func prepareChecked(resuming: Bool, preflight: ((String) -> Void)?) throws -> PreparedRun {
         let t = training
         func positive(_ value: Int, _ key: String) throws {
             guard value > 0 else { throw RunConfigurationError("\(key) must be positive, got \(value)") }
@@ -571,7 +683,10 @@ extension RunConfiguration {
         try positive(t.patchSize, "datasets.train.patch_size")
         try positive(t.workers, "datasets.train.workers")
         try positive(t.logEvery, "train.log_every")
+        guard t.workers <= 256 else { throw RunConfigurationError("datasets.train.workers must lie in 1...256, got \(t.workers)") }
+        guard t.patchSize <= 1 << 16 else { throw RunConfigurationError("datasets.train.patch_size must lie in 1...65536, got \(t.patchSize)") }
         guard t.learningRate > 0, t.learningRate.isFinite else { throw RunConfigurationError("train.lr must be positive, got \(t.learningRate)") }
+        guard t.weightDecay >= 0, t.weightDecay.isFinite else { throw RunConfigurationError("train.weight_decay must be a number ≥ 0, got \(t.weightDecay)") }
         guard t.minLearningRate >= 0, t.minLearningRate <= t.learningRate else {
             throw RunConfigurationError("train.min_lr must lie in 0...lr (\(t.learningRate)), got \(t.minLearningRate)")
         }
@@ -581,7 +696,28 @@ extension RunConfiguration {
         let o = distillation
         guard o.feature.sigma > 0 else { throw RunConfigurationError("distill.sigma must be positive, got \(o.feature.sigma)") }
         guard o.tau > 0 else { throw RunConfigurationError("distill.tau must be positive, got \(o.tau)") }
-        guard o.waveLevels > 0 else { throw RunConfigurationError("distill.wave_levels must be positive, got \(o.waveLevels)") }
+        guard o.waveLevels > 0, o.waveLevels <= 16 else { throw RunConfigurationError("distill.wave_levels must lie in 1...16, got \(o.waveLevels)") }
+        for (key, value) in [("distill.sigma", o.feature.sigma), ("distill.tau", o.tau), ("distill.alpha1", o.feature.alpha1),
+                             ("distill.alpha2", o.alpha2), ("distill.alpha3", o.alpha3), ("distill.wave_lambda", o.waveLambda),
+                             ("distill.output_kd_weight", o.outputKDWeight)] + (o.contrastiveWeights ?? []).enumerated().map({ ("distill.contrastive_weights[\($0.offset)]", $0.element) }) {
+            guard value.isFinite, value >= 0 else { throw RunConfigurationError("\(key) must be a number ≥ 0, got \(value)") }
+        }
+        if let rows = o.feature.spatialTileRows, rows <= 0 { throw RunConfigurationError("distill.spatial_tile_rows must be positive, got \(rows)") }
+
+        // The run folder must be a folder or creatable: no file in the way on its path.
+        do {
+            let fm = FileManager.default
+            var probe = runDirectory.standardizedFileURL
+            var isDirectory: ObjCBool = false
+            while !fm.fileExists(atPath: probe.path, isDirectory: &isDirectory) {
+                let parent = probe.deletingLastPathComponent()
+                if parent.path == probe.path { isDirectory = true; break }
+                probe = parent
+            }
+            guard isDirectory.boolValue else {
+                throw RunConfigurationError("output \(runDirectory.path): \(probe.path) is a file, not a folder")
+            }
+        }
 
         // Networks.
         guard let studentSpec = student else {
@@ -592,6 +728,7 @@ extension RunConfiguration {
         let method = mode == .train ? DistillationMethod.none : o.method
         var teacher: (any TappedModel & ModelStatistics)? = nil
         var teacherFile: URL? = nil
+        var teacherWeightsSpec: ModelSpec? = nil
         if method != .none {
             guard let path = teacherWeights else {
                 throw RunConfigurationError("method '\(method.rawValue)' needs a teacher: give --teacher WEIGHTS (a .safetensors file, checkpoint or run folder from skd train)")
@@ -605,6 +742,14 @@ extension RunConfiguration {
             }
             teacher = try weights.makeModel()
             teacherFile = weights.file
+            teacherWeightsSpec = weights.spec
+        }
+        // A batch that cannot fit is refused before minutes of gathering crops.
+        let stepBytes = estimatedStepBytes(student: studentSpec, teacher: teacher == nil ? nil : teacherWeightsSpec)
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        if stepBytes > memory {
+            func gb(_ b: Double) -> String { String(format: "%.3g GB", b / 1e9) }
+            throw RunConfigurationError("datasets.train.batch_size \(t.batchSize) of \(t.patchSize)x\(t.patchSize) crops needs about \(gb(stepBytes)) per training step, more than this machine's \(gb(memory)); lower the batch or patch size")
         }
         ParameterInit.seed(seed)
         let studentModel = studentSpec.makeModel()
@@ -661,6 +806,19 @@ extension RunConfiguration {
             try DataProbe.check(source, role: "validation", minimumSide: 2 * Metrics.ssimRadius + 1)
             validation = source
         }
+        if let preflight {
+            for (role, source) in [("training", training), ("validation", validation)] {
+                guard let source else { continue }
+                let failures = Preflight.decodeAll(source) { done, total in preflight("preflight: decoded \(done)/\(total) \(role) images") }
+                if !failures.isEmpty {
+                    let listed = failures.map { failure in
+                        let reason = failure.reason.hasPrefix(failure.file.path + ": ") ? String(failure.reason.dropFirst(failure.file.path.count + 2)) : failure.reason
+                        return "\(failure.file.path) (\(reason))"
+                    }
+                    throw RunConfigurationError("\(role) data: \(failures.count) unreadable image(s), fix or remove them (or --skip-preflight to skip them while training): \(listed.joined(separator: "; "))")
+                }
+            }
+        }
 
         // The run folder.
         let directory = runDirectory
@@ -687,9 +845,20 @@ extension RunConfiguration {
         let stateURL = checkpoint.appendingPathComponent("state.json")
         let state: CheckpointState
         do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
-            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(error))")
+            throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(ErrorText.describe(error)))")
         }
         var configuration = try RunConfiguration(json: state.config, source: stateURL.path)
+        try state.check(iterations: configuration.training.iterations, source: stateURL)
+        // The data a run was started on must still be where it was: a moved folder is an error, never a
+        // different folder of the same relative name.
+        var stored: [(String, String)] = []
+        if let d = configuration.trainData { stored.append(("training data", d.root)) }
+        if let d = configuration.valData { stored.append(("validation data", d.root)) }
+        if let w = configuration.teacherWeights, configuration.mode == .distill { stored.append(("teacher weights", w)) }
+        if let w = configuration.vggWeights, configuration.mode == .distill { stored.append(("VGG weights", w)) }
+        for (what, path) in stored where path.hasPrefix("/") && !fm.fileExists(atPath: path) {
+            throw RunConfigurationError("\(stateURL.path): the run's \(what) \(path) is gone (moved or deleted?); put it back to resume")
+        }
         // The checkpoint lives in <run>/checkpoints/iter-N: the run folder is two levels up.
         let run = checkpoint.deletingLastPathComponent().deletingLastPathComponent()
         if configuration.runDirectory.standardizedFileURL.path != run.standardizedFileURL.path {
@@ -713,14 +882,14 @@ public enum DataProbe {
     public static func check(_ source: any PairedImageSource, role: String, minimumSide: Int) throws {
         func size(_ url: URL) throws -> (width: Int, height: Int) {
             do { return try ImageHeader.size(of: url) } catch {
-                throw RunConfigurationError("\(role) data: \(error)")
+                throw RunConfigurationError("\(role) data: \(ErrorText.describe(error))")
             }
         }
         func checkSide(_ url: URL, _ s: (width: Int, height: Int)) throws {
             if s.width < minimumSide || s.height < minimumSide {
                 throw RunConfigurationError(role == "training"
                     ? "training data: \(url.path) is \(s.width)x\(s.height), smaller than the \(minimumSide)x\(minimumSide) crop (datasets.train.patch_size)"
-                    : "validation data: \(url.path) is \(s.width)x\(s.height), smaller than the \(minimumSide)x\(minimumSide) SSIM window")
+                    : "\(role) data: \(url.path) is \(s.width)x\(s.height), smaller than the \(minimumSide)x\(minimumSide) SSIM window")
             }
         }
         if let paired = source as? PairedDataset {
@@ -739,7 +908,7 @@ public enum DataProbe {
         }
         var rng = SKDRandom(seed: 0)
         do { _ = try source.pair(at: 0, using: &rng) } catch {
-            throw RunConfigurationError("\(role) data: \(error)")
+            throw RunConfigurationError("\(role) data: \(ErrorText.describe(error))")
         }
     }
 }

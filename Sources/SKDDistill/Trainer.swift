@@ -118,11 +118,24 @@ public final class Trainer {
         var start = 0
         var samplerState: TrainingSampler.State? = nil
         var best: (psnr: Double, iteration: Int)? = nil
+        var secondsBefore = 0.0
+        let logURL = runDirectory.appendingPathComponent("log.jsonl")
+        func validationDue(_ done: Int) -> Bool {
+            validation != nil && options.validateEvery > 0 && done > 0 && (done % options.validateEvery == 0 || done == options.iterations)
+        }
+        var pendingValidation = false
         if let resume {
             let state = try CheckpointStore.load(resume, student: objective.student, projectors: objective.projectors, optimizer: optimizer)
             start = state.iteration
             samplerState = state.sampler
             if let p = state.bestPSNR, let i = state.bestIteration { best = (p, i) }
+            // Lines logged after the checkpoint are logged again by this run: drop them first (rank 0 owns the log).
+            let kept = isWriter ? try JSONLWriter.truncate(logURL, toIteration: start) : nil
+            secondsBefore = state.seconds ?? kept?.seconds ?? 0
+            // The checkpoint due at a validation's iteration is written before it: a validation logged after the
+            // checkpoint counts for the best weights (saved before its line), a missing one runs now.
+            for v in kept?.validations ?? [] where best == nil || v.psnr > best!.psnr { best = (v.psnr, v.iteration) }
+            pendingValidation = isWriter && validationDue(start) && !(kept?.validations.contains { $0.iteration == start } ?? false)
             say("resumed from \(resume.path) at iteration \(start)")
         }
         let parallel = DataParallelSync(communicator: communicator, parameters: objective.trainableParameters)
@@ -133,32 +146,68 @@ public final class Trainer {
                                       range: .minusOneToOne, workers: max(1, options.workers), resume: samplerState,
                                       shard: (communicator.rank, ranks))
         defer { sampler.stop() }
-        let log = isWriter ? try JSONLWriter(runDirectory.appendingPathComponent("log.jsonl"), append: resume != nil) : nil
+        let log = isWriter ? try JSONLWriter(logURL, append: resume != nil) : nil
         let stop = StopSignal()
         defer { stop.uninstall() }
         let progress = ProgressLine(total: options.iterations, imagesPerIteration: options.batchSize, report: say)
         var stopAgreed = false
 
         var lastCheckpoint = resume
+        var trainSeconds = 0.0, trainedImages = 0
         func checkpoint(_ iteration: Int) throws -> URL {
             // Only rank 0 writes; the others name the folder it writes.
             guard isWriter else { return store.directory.appendingPathComponent(String(format: "iter-%08d", iteration)) }
-            let state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
-            let url = try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state)
+            var state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
+            state.seconds = secondsBefore + trainSeconds
+            let url = try StopSignal.whileWriting { try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state) }
             lastCheckpoint = url
             return url
         }
 
+        func runValidation(_ done: Int) throws {
+            guard isWriter, let validation else { return }
+            progress.finishLine()
+            if let (psnr, ssim) = try evaluate(validation, iteration: done) {
+                if best == nil || psnr > best!.psnr {
+                    best = (psnr, done)
+                    try StopSignal.whileWriting { try saveBest() }
+                }
+                try StopSignal.whileWriting { try log?.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim]) }
+                say(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
+            }
+            objective.student.train()
+        }
+        if pendingValidation { try runValidation(start) }
+
         objective.student.train()
         var lastTerms: [String: Float] = [:]
-        var trainSeconds = 0.0, trainedImages = 0
+        var skippedBatches = 0, failedInARow = 0
         for iteration in start..<options.iterations {
             if (ranks == 1 ? stop.requested : stopAgreed) || stopAfter.map({ iteration >= $0 }) == true {
                 throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration))
             }
-            let began = DispatchTime.now()
+            var began = DispatchTime.now()
             optimizer.lr = schedule.lr(at: iteration)
-            let batch = try sampler.next()
+            var next: TrainingBatch? = nil
+            while next == nil {
+                // Waiting for a slow batch stays interruptible (one process; under MPI the ranks agree on a stop
+                // after each step, so no rank may leave the step alone).
+                let interruptible = ranks == 1
+                while sampler.readyBatches == 0 && !(interruptible && stop.requested) { usleep(1000) }
+                if interruptible && stop.requested { throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration)) }
+                do { next = try sampler.next() } catch {
+                    // An image that cannot be read costs its batch, not the run — in one process. Ranks cannot skip
+                    // a batch alone (the others would wait in the all-reduce): there it ends the job.
+                    if ranks > 1 { throw error }
+                    skippedBatches += 1; failedInARow += 1
+                    progress.finishLine()
+                    report("skd: warning: skipped a batch at iteration \(iteration + 1): \(error)")
+                    if failedInARow >= 20 { throw RunConfigurationError("\(failedInARow) batches in a row could not be built; the last: \(error)") }
+                    began = DispatchTime.now()
+                }
+            }
+            failedInARow = 0
+            let batch = next!
             optimizer.zeroGrad()
             let loss = objective(input: batch.input, target: batch.target)
             if ranks == 1, let bad = loss.terms.first(where: { !$0.value.isFinite }) {
@@ -178,44 +227,44 @@ public final class Trainer {
 
             let done = iteration + 1
             if done == 1 || done % max(1, options.logEvery) == 0 || done == options.iterations {
-                var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": trainSeconds]
+                var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": secondsBefore + trainSeconds]
                 for (name, value) in terms { entry[name] = Double(value) }
-                try log?.write(entry)
+                try StopSignal.whileWriting { try log?.write(entry) }
             }
             if isWriter { progress.update(done, terms: terms, secondsPerIteration: trainSeconds / Double(done - start)) }
 
-            let validate = isWriter && validation != nil && options.validateEvery > 0 && (done % options.validateEvery == 0 || done == options.iterations)
-            if validate, let validation {
-                let (psnr, ssim) = try evaluate(validation, iteration: done)
-                try log?.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
-                progress.finishLine()
-                say(String(format: "validation at %d: PSNR %.3f dB, SSIM %.4f", done, psnr, ssim))
-                if best == nil || psnr > best!.psnr {
-                    best = (psnr, done)
-                    try saveBest()
-                }
-                objective.student.train()
-            }
-            if options.checkpointEvery > 0 && done % options.checkpointEvery == 0 && done < options.iterations {
+            // A checkpoint due at this iteration comes before its validation, so a validation that fails loses
+            // nothing (the last one is written after the loop, with the final best).
+            let checkpointDue = options.checkpointEvery > 0 && done % options.checkpointEvery == 0
+            if (checkpointDue && done < options.iterations) || (done == options.iterations && validationDue(done)) {
                 _ = try checkpoint(done)
             }
+            if validationDue(done) { try runValidation(done) }
         }
         progress.finishLine()
         if let line = parallel.summary(secondsPerStep: trainSeconds / Double(max(1, options.iterations - start))) { say(line) }
+        if skippedBatches > 0 { say("skd: warning: \(skippedBatches) batch(es) skipped for unreadable images") }
         let final = try checkpoint(options.iterations)
         return TrainingSummary(iterations: options.iterations, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
                                imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
     }
 
     /// Mean PSNR/SSIM (RGB) of the student over the validation set; writes sample restorations.
-    func evaluate(_ source: any PairedImageSource, iteration: Int) throws -> (Double, Double) {
+    ///
+    /// - Returns: `nil` when no validation image could be read (each unreadable one is skipped with a warning).
+    func evaluate(_ source: any PairedImageSource, iteration: Int) throws -> (Double, Double)? {
         objective.student.eval()
         let iterator = ValidationIterator(source: source, range: .minusOneToOne, seed: options.seed)
         let count = options.validationImages > 0 ? min(options.validationImages, source.count) : source.count
         let samples = runDirectory.appendingPathComponent("samples")
-        var psnr = 0.0, ssim = 0.0
+        var psnr = 0.0, ssim = 0.0, measured = 0
         for index in 0..<count {
-            let sample = try iterator.sample(at: index)
+            let sample: ValidationSample
+            do { sample = try iterator.sample(at: index) } catch {
+                report("skd: warning: validation at \(iteration) skips \(source.name(at: index)): \(error)")
+                continue
+            }
+            measured += 1
             let restored = Inference.restore(objective.student, sample.input)
             let image = Image(tensor: restored, range: .minusOneToOne)
             psnr += Metrics.psnr(image, sample.targetImage)
@@ -223,10 +272,11 @@ public final class Trainer {
             if index < options.samples {
                 try FileManager.default.createDirectory(at: samples, withIntermediateDirectories: true)
                 let stem = (sample.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
-                try image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem)))
+                try StopSignal.whileWriting { try image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem))) }
             }
         }
-        return (psnr / Double(count), ssim / Double(count))
+        guard measured > 0 else { return nil }
+        return (psnr / Double(measured), ssim / Double(measured))
     }
 
     /// The student's weights at the best validation PSNR, as `<run>/best.safetensors`.
@@ -247,6 +297,27 @@ final class JSONLWriter {
         handle.seekToEndOfFile()
     }
     deinit { try? handle.close() }
+
+    /// Keeps the lines of `url` up to iteration `iteration` (and drops a line cut short by a crash), replacing the
+    /// file atomically. A resumed run logs the later iterations again.
+    ///
+    /// - Returns: the `seconds` of the last kept line that has one.
+    /// - Returns: the `seconds` of the last kept line that has one, and the kept validation results.
+    @discardableResult
+    static func truncate(_ url: URL, toIteration iteration: Int) throws -> (seconds: Double?, validations: [(iteration: Int, psnr: Double)]) {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return (nil, []) }
+        var kept = Data(), seconds: Double? = nil, validations: [(iteration: Int, psnr: Double)] = []
+        for line in data.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let iter = (object["iter"] as? NSNumber)?.intValue, iter <= iteration else { continue }
+            if let s = (object["seconds"] as? NSNumber)?.doubleValue { seconds = s }
+            if let p = (object["val_psnr"] as? NSNumber)?.doubleValue { validations.append((iter, p)) }
+            kept.append(contentsOf: line)
+            kept.append(0x0A)
+        }
+        if kept != data { try kept.write(to: url, options: .atomic) }
+        return (seconds, validations)
+    }
     func write(_ object: [String: Any]) throws {
         var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         data.append(0x0A)
@@ -270,7 +341,28 @@ final class StopSignal {
         }
     }
 
-    private func set() { lock.lock(); flag = true; lock.unlock() }
+    /// The first signal asks for a checkpoint at the next iteration; a second one, while that is still pending
+    /// (e.g. during a long validation), exits at once: checkpoints and log lines are written whole or not at all.
+    /// Held while the trainer writes a file; the immediate exit waits for it.
+    static let writing = NSLock()
+
+    /// Runs `body` (a file write) so that an immediate exit on a second signal cannot cut it.
+    static func whileWriting<T>(_ body: () throws -> T) rethrows -> T {
+        writing.lock()
+        defer { writing.unlock() }
+        return try body()
+    }
+
+    private func set() {
+        lock.lock(); let again = flag; flag = true; lock.unlock()
+        if again {
+            // Not in the middle of a file: checkpoints, log lines and samples are written whole or not at all.
+            StopSignal.writing.lock()
+            let line = "\nskd: interrupted again: exiting at once; the last checkpoint is intact\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+            _exit(130)
+        }
+    }
     var requested: Bool { lock.lock(); defer { lock.unlock() }; return flag }
 
     func uninstall() {

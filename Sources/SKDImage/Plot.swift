@@ -361,12 +361,20 @@ public enum TrainingPlot {
             }
             var entry: [String: Double] = [:]
             for (key, value) in object {
-                if let n = value as? NSNumber { entry[key] = n.doubleValue }
+                guard let n = value as? NSNumber else { continue }
+                let v = n.doubleValue
+                // Values a run can write: iterations are counts, losses and metrics far below 1e12.
+                let plausible = key == "iter" ? v.rounded() == v && (0...maximumLogValue).contains(v) : v.isFinite && abs(v) <= maximumLogValue
+                guard plausible else { throw PlotError.badValue(url, line: number + 1, key: key, value: v) }
+                entry[key] = v
             }
             out.append(entry)
         }
         return out
     }
+
+    /// The largest magnitude of a value in a log entry (and the largest `iter`) the plot accepts.
+    public static let maximumLogValue = 1e12
 
     /// The order loss terms are listed in; others follow alphabetically.
     static let termOrder = ["total", "rec", "gk", "gk_plain", "gk_channel", "gk_spatial", "cl", "wave", "okd"]
@@ -418,11 +426,15 @@ public enum TrainingPlot {
 public enum PlotError: Error, CustomStringConvertible {
     /// A log line is not a JSON object with an `iter` field.
     case badLog(URL, line: Int)
+    /// A log entry holds a value no run writes (an `iter` that is not a count, a loss beyond ±1e12).
+    case badValue(URL, line: Int, key: String, value: Double)
 
     /// One line naming the file and line.
     public var description: String {
         switch self {
         case let .badLog(url, line): return "\(url.path): line \(line) is not a JSON log entry with 'iter'"
+        case let .badValue(url, line, key, value):
+            return "\(url.path): line \(line): '\(key)' is \(value), outside what a training log holds (\(key == "iter" ? "a whole number in 0...1e12" : "a number within ±1e12"))"
         }
     }
 }

@@ -81,14 +81,35 @@ public enum ModelSpec: Equatable {
     }
 
     /// Builds from a decoded JSON/YAML mapping: either `{"preset": NAME, ...overrides}` or `{"arch": ..., ...}`.
+    ///
+    /// Every key must be an argument of the family (a typo is an error, not a default), and the result passes
+    /// `validate()`: ranges, constraints between arguments, size.
     public init(dictionary: [String: Any]) throws {
         var object = dictionary
         var base: ModelSpec? = nil
-        if let preset = object.removeValue(forKey: "preset") as? String { base = try ModelSpec.preset(preset) }
+        if let value = object.removeValue(forKey: "preset") {
+            guard let preset = value as? String else { throw ModelSpecError.invalid("'preset' must be a preset name, got \(value)") }
+            base = try ModelSpec.preset(preset)
+        }
+        if let value = object["arch"], !(value is String) { throw ModelSpecError.invalid("'arch' must be a family name, got \(value)") }
         let arch = (object["arch"] as? String) ?? base?.architecture
         guard let arch else { throw ModelSpecError.invalid("model config needs 'arch' or 'preset'") }
+        guard let known = ModelSpec.argumentNames(architecture: arch) else { throw ModelSpecError.unknownArchitecture(arch) }
+        if let base, base.architecture != arch.lowercased() {
+            throw ModelSpecError.invalid("preset '\(base.architecture)' and arch '\(arch)' name different families")
+        }
+        for key in object.keys.sorted() where key != "arch" && !known.contains(key) {
+            throw ModelSpecError.invalid("unknown \(arch.lowercased()) argument '\(key)'; known: \(known.joined(separator: ", "))")
+        }
+        for (key, value) in object {
+            if let d = value as? Double, !d.isFinite { throw ModelSpecError.invalid("\(arch.lowercased()) argument '\(key)' must be finite, got \(d)") }
+            if let list = value as? [Any], list.contains(where: { ($0 as? Double).map { !$0.isFinite } ?? false }) {
+                throw ModelSpecError.invalid("\(arch.lowercased()) argument '\(key)' must hold finite numbers")
+            }
+        }
         // Overrides are applied on top of the preset's arguments.
         if let base { object = try base.dictionary().merging(object) { _, new in new } }
+        guard JSONSerialization.isValidJSONObject(object) else { throw ModelSpecError.invalid("invalid \(arch) config: values must be numbers, text, lists or true/false") }
         let data = try JSONSerialization.data(withJSONObject: object)
         do {
             switch arch.lowercased() {
@@ -97,8 +118,35 @@ public enum ModelSpec: Equatable {
             case "drsformer": self = .drsformer(try JSONDecoder().decode(DRSformerConfig.self, from: data))
             default: throw ModelSpecError.unknownArchitecture(arch)
             }
-        } catch let error as ModelSpecError { throw error } catch {
+        } catch let error as ModelSpecError { throw error } catch let error as DecodingError {
+            throw ModelSpecError.invalid("invalid \(arch) config: \(ModelSpec.describe(error))")
+        } catch {
             throw ModelSpecError.invalid("invalid \(arch) config: \(error)")
+        }
+        try validate()
+    }
+
+    /// A decoding error as "'key': expected an integer".
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "the config" : "'" + keys.joined(separator: ".").replacingOccurrences(of: ".[", with: "[") + "'"
+        }
+        func kind(_ type: Any.Type) -> String {
+            switch type {
+            case is Int.Type, is [Int].Type: return type == Int.self ? "an integer" : "a list of integers"
+            case is Double.Type: return "a number"
+            case is Bool.Type: return "true or false"
+            case is String.Type: return "text"
+            default: return "\(type)"
+            }
+        }
+        switch error {
+        case let .typeMismatch(type, context): return "\(path(context)): expected \(kind(type))"
+        case let .valueNotFound(type, context): return "\(path(context)): expected \(kind(type))"
+        case let .dataCorrupted(context): return "\(path(context)): \(context.debugDescription)"
+        case let .keyNotFound(key, _): return "'\(key.stringValue)' missing"
+        @unknown default: return "\(error)"
         }
     }
 

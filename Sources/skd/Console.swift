@@ -38,10 +38,77 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
         case .interrupted: throw failure(error.description, status: ExitStatus.interrupted)
         case .nonFinite: throw failure(error.description, status: ExitStatus.nonFinite)
         }
-    } catch let error as CustomStringConvertible {
-        throw failure(error.description)
+    } catch let error as RunConfigurationError {
+        throw failure(error.message)
     } catch {
-        throw failure("\(error)")
+        throw failure(describeError(error))
+    }
+}
+
+/// One line for any error; Foundation's file errors name the path and the reason instead of their raw dump.
+func describeError(_ error: Error) -> String { ErrorText.describe(error) }
+
+/// Checks that a file an option names can be written: its folder exists (and is a folder), and the path is not
+/// a folder itself. Run before any work, so a typo does not cost the work's results.
+func checkWritableFile(_ path: String, option: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let fm = FileManager.default
+    var isDirectory: ObjCBool = false
+    if fm.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw RunConfigurationError("\(option) \(url.path): is a folder, not a file")
+    }
+    let parent = url.deletingLastPathComponent()
+    guard fm.fileExists(atPath: parent.path, isDirectory: &isDirectory) else {
+        throw RunConfigurationError("\(option) \(url.path): no such folder \(parent.path)")
+    }
+    guard isDirectory.boolValue else { throw RunConfigurationError("\(option) \(url.path): \(parent.path) is a file, not a folder") }
+    guard fm.isWritableFile(atPath: parent.path) else { throw RunConfigurationError("\(option) \(url.path): the folder \(parent.path) is not writable") }
+}
+
+/// Checks that a folder an option names is a folder or can be created: the nearest existing ancestor is a folder.
+func checkCreatableFolder(_ path: String, option: String) throws {
+    var url = URL(fileURLWithPath: path).standardizedFileURL
+    let fm = FileManager.default
+    var isDirectory: ObjCBool = false
+    while !fm.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+        let parent = url.deletingLastPathComponent()
+        if parent.path == url.path { return }
+        url = parent
+    }
+    guard isDirectory.boolValue else { throw RunConfigurationError("\(option) \(path): \(url.path) is a file, not a folder") }
+}
+
+/// Parses a memory size: bytes, or a number with K, M, G or T (powers of 1024; an optional B or iB).
+func parseMemorySize(_ text: String, option: String) throws -> Double {
+    var t = text.trimmingCharacters(in: .whitespaces).uppercased()
+    for suffix in ["IB", "B"] where t.hasSuffix(suffix) { t.removeLast(suffix.count); break }
+    var scale = 1.0
+    if let last = t.last, let power = ["K": 1, "M": 2, "G": 3, "T": 4][String(last)] {
+        scale = pow(1024, Double(power)); t.removeLast()
+    }
+    guard let value = Double(t.trimmingCharacters(in: .whitespaces)), value.isFinite, value > 0, value * scale >= 1024 else {
+        throw RunConfigurationError("\(option) '\(text)': expected a size of at least 1K, e.g. 4G or 512M")
+    }
+    return value * scale
+}
+
+/// Bytes for people: "3.2 GB".
+func formatBytes(_ bytes: Double) -> String {
+    for (unit, scale) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)] where bytes >= scale {
+        return String(format: "%.3g %@", bytes / scale, unit)
+    }
+    return String(format: "%.0f B", bytes)
+}
+
+/// The largest `--tile` accepted (a tile that large is the whole image anyway).
+let maximumTile = 1 << 16
+
+/// Checks `--tile` and `--tile-overlap` of restore and eval.
+func checkTiling(tile: Int?, overlap: Int) throws {
+    guard (0...maximumTile).contains(overlap) else { throw RunConfigurationError("--tile-overlap \(overlap) must lie in 0...\(maximumTile)") }
+    if let tile {
+        guard (1...maximumTile).contains(tile) else { throw RunConfigurationError("--tile \(tile) must lie in 1...\(maximumTile)") }
+        guard tile > overlap else { throw RunConfigurationError("--tile \(tile) must exceed --tile-overlap \(overlap)") }
     }
 }
 
@@ -79,6 +146,9 @@ extension PixelRange: ExpressibleByArgument {
         default: return nil
         }
     }
+
+    /// The default as help shows it: the argument form, not the Swift case name.
+    public var defaultValueDescription: String { self == .minusOneToOne ? "-1-1" : "0-1" }
 }
 
 /// The model named on the command line: a weights file, checkpoint or run folder, or a preset (fresh weights).

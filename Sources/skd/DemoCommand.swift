@@ -21,43 +21,43 @@ struct DemoCommand: ParsableCommand {
         --method skd and --method none (students), skd eval on the held-out photos, <output>/comparison.png.
         """)
 
-    @Option(help: ArgumentHelp("The photographs (installed by `make demo` via apt-get install mate-backgrounds). (default: /usr/share/backgrounds/mate/nature)", valueName: "folder"))
+    @Option(help: ArgumentHelp("The photographs (installed by `make demo` via apt-get install mate-backgrounds).", valueName: "folder"))
     var photos = "/usr/share/backgrounds/mate/nature"
 
-    @Option(help: ArgumentHelp("The demo's folder: data, the three runs, results and pictures. (default: runs/demo)", valueName: "folder"))
+    @Option(help: ArgumentHelp("The demo's folder: data, the three runs, results and pictures.", valueName: "folder"))
     var output = "runs/demo"
 
-    @Option(help: ArgumentHelp("Photos are box-downscaled until their longer side is at most this. (default: 384)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Photos are box-downscaled until their longer side is at most this.", valueName: "pixels"))
     var longSide = 384
 
-    @Option(help: ArgumentHelp("σ of the Gaussian colour noise, 0–255 scale. (default: 25)", valueName: "σ"))
+    @Option(help: ArgumentHelp("σ of the Gaussian colour noise, 0–255 scale.", valueName: "σ"))
     var sigma = 25.0
 
-    @Option(help: ArgumentHelp("Training crop side. (default: 64)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Training crop side.", valueName: "pixels"))
     var patchSize = 64
 
-    @Option(help: ArgumentHelp("Crops per batch. (default: 4)", valueName: "n"))
+    @Option(help: ArgumentHelp("Crops per batch.", valueName: "n"))
     var batchSize = 4
 
-    @Option(help: ArgumentHelp("Teacher training steps. (default: 300)", valueName: "n"))
+    @Option(help: ArgumentHelp("Teacher training steps.", valueName: "n"))
     var teacherIterations = 300
 
-    @Option(help: ArgumentHelp("Student training steps, for each of skd and none. (default: 150)", valueName: "n"))
+    @Option(help: ArgumentHelp("Student training steps, for each of skd and none.", valueName: "n"))
     var studentIterations = 150
 
-    @Option(help: ArgumentHelp("Teacher width: Restormer dim (blocks [1,2,2,4], 1 refinement block). (default: 16)", valueName: "n"))
+    @Option(help: ArgumentHelp("Teacher width: Restormer dim (blocks [1,2,2,4], 1 refinement block).", valueName: "n"))
     var teacherDim = 16
 
-    @Option(help: ArgumentHelp("Student width: Restormer dim (blocks [1,1,1,1], 1 refinement block). (default: 8)", valueName: "n"))
+    @Option(help: ArgumentHelp("Student width: Restormer dim (blocks [1,1,1,1], 1 refinement block).", valueName: "n"))
     var studentDim = 8
 
-    @Option(help: ArgumentHelp("Initial learning rate of every run (short runs afford more than the paper's 2e-4). (default: 1e-3)", valueName: "rate"))
+    @Option(help: ArgumentHelp("Initial learning rate of every run (short runs afford more than the paper's 2e-4).", valueName: "rate"))
     var lr = 1e-3
 
-    @Option(help: ArgumentHelp("Spatial-branch token threshold of the skd student: 1024 skips the full-resolution taps of 64×64 crops, as the default 4096 does for 128×128 crops. (default: 1024)", valueName: "n|all"))
+    @Option(help: ArgumentHelp("Spatial-branch token threshold of the skd student: 1024 skips the full-resolution taps of 64×64 crops, as the default 4096 does for 128×128 crops.", valueName: "n|all"))
     var spatialTokenThreshold = "1024"
 
-    @Option(help: ArgumentHelp("The seed of every run and of the test noise. (default: 0)", valueName: "n"))
+    @Option(help: ArgumentHelp("The seed of every run and of the test noise.", valueName: "n"))
     var seed = 0
 
     func run() throws {

@@ -50,9 +50,18 @@ enum Evaluation {
         let iterator = ValidationIterator(source: source, range: settings.range, seed: settings.seed)
         let count = settings.maxImages > 0 ? min(settings.maxImages, source.count) : source.count
         var sums = [[Double]](repeating: [0, 0, 0, 0, 0], count: models.count + 1)
+        // Counted first: a size the count rejects must not cost the whole evaluation.
+        let gmacs = try models.map { Double(try ModelCost.multiplyAccumulates($0.model, height: settings.macsSize, width: settings.macsSize)) / 1e9 }
         for model in models { model.model.eval() }
+        var measured = 0
         for index in 0..<count {
-            let sample = try iterator.sample(at: index)
+            let sample: ValidationSample
+            do { sample = try iterator.sample(at: index) } catch {
+                // One unreadable image costs its row, not the evaluation.
+                progress("skd: warning: skipped \(source.name(at: index)): \(describeError(error))")
+                continue
+            }
+            measured += 1
             let target = sample.targetImage
             func measure(_ image: Image, into row: Int) {
                 sums[row][0] += Metrics.psnr(image, target, border: settings.border)
@@ -62,7 +71,7 @@ enum Evaluation {
             }
             measure(sample.inputImage.quantized(), into: 0)
             for (m, named) in models.enumerated() {
-                if index == 0 {
+                if measured == 1 {
                     // One untimed pass: first-touch allocations and BLAS thread start-up are not the model's cost.
                     _ = Inference.restore(named.model, sample.input, tile: settings.tile, tileOverlap: settings.tileOverlap)
                 }
@@ -80,18 +89,20 @@ enum Evaluation {
             }
             progress("evaluated \(index + 1)/\(count): \(sample.name)")
         }
-        let n = Double(count)
+        guard measured > 0 else { throw RunConfigurationError("none of the \(count) test images could be read") }
+        if measured < count { progress("skd: warning: \(count - measured) of \(count) images skipped as unreadable; the means are over \(measured)") }
+        let n = Double(measured)
         var rows: [EvaluationRow] = []
         if settings.includeInput {
             rows.append(EvaluationRow(model: "input (degraded)", psnr: sums[0][0] / n, ssim: sums[0][1] / n, psnrY: sums[0][2] / n,
-                                      ssimY: sums[0][3] / n, parameters: nil, gmacs: nil, msPerImage: nil, images: count))
+                                      ssimY: sums[0][3] / n, parameters: nil, gmacs: nil, msPerImage: nil, images: measured))
         }
         for (m, named) in models.enumerated() {
             let s = sums[m + 1]
             rows.append(EvaluationRow(model: named.label, psnr: s[0] / n, ssim: s[1] / n, psnrY: s[2] / n, ssimY: s[3] / n,
                                       parameters: named.model.parameterCount,
-                                      gmacs: Double(named.model.multiplyAccumulates(height: settings.macsSize, width: settings.macsSize)) / 1e9,
-                                      msPerImage: s[4] / n, images: count))
+                                      gmacs: gmacs[m],
+                                      msPerImage: s[4] / n, images: measured))
         }
         return rows
     }
@@ -144,25 +155,25 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The architecture of weights files that name none (converted official weights), e.g. restormer. (default: the one each file names)", valueName: "preset"))
     var preset: String?
 
-    @Option(help: ArgumentHelp("Pixel range the models work in: -1-1 (SwiftSKD training) or 0-1 (official released weights). (default: -1-1)", valueName: "range"))
+    @Option(help: ArgumentHelp("Pixel range the models work in: -1-1 (SwiftSKD training) or 0-1 (official released weights).", valueName: "range"))
     var range: PixelRange = .minusOneToOne
 
-    @Option(help: ArgumentHelp("Pixels removed from every side before measuring. (default: 0)", valueName: "n"))
+    @Option(help: ArgumentHelp("Pixels removed from every side before measuring.", valueName: "n"))
     var border = 0
 
     @Option(help: ArgumentHelp("Restore in overlapping tiles of this side (for large images). (default: whole images)", valueName: "pixels"))
     var tile: Int?
 
-    @Option(help: ArgumentHelp("Overlap of neighbouring tiles. (default: 32)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Overlap of neighbouring tiles.", valueName: "pixels"))
     var tileOverlap = 32
 
-    @Option(help: ArgumentHelp("Evaluate at most n images, 0 for all. (default: 0)", valueName: "n"))
+    @Option(help: ArgumentHelp("Evaluate at most n images, 0 for all.", valueName: "n"))
     var maxImages = 0
 
-    @Option(help: ArgumentHelp("Seed of the synthetic degradations. (default: 0)", valueName: "n"))
+    @Option(help: ArgumentHelp("Seed of the synthetic degradations.", valueName: "n"))
     var seed = 0
 
-    @Option(help: ArgumentHelp("Report GMACs for a square input of this side. (default: 256)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Report GMACs for a square input of this side.", valueName: "pixels"))
     var macsSize = 256
 
     @Option(help: ArgumentHelp("Also write the table as JSON to this file. (default: none)", valueName: "file"))
@@ -177,7 +188,12 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard !models.isEmpty else { throw RunConfigurationError("give at least one --model (weights file, checkpoint or run folder)") }
-            guard seed >= 0, macsSize > 0, border >= 0, maxImages >= 0 else { throw RunConfigurationError("--seed, --border and --max-images must be ≥ 0, --macs-size positive") }
+            guard seed >= 0, border >= 0, maxImages >= 0 else { throw RunConfigurationError("--seed, --border and --max-images must be ≥ 0 (got \(seed), \(border), \(maxImages))") }
+            guard (1...ModelCost.maximumSide).contains(macsSize) else { throw RunConfigurationError("--macs-size \(macsSize) must lie in 1...\(ModelCost.maximumSide)") }
+            try checkTiling(tile: tile, overlap: tileOverlap)
+            if let json { try checkWritableFile(json, option: "--json") }
+            if let csv { try checkWritableFile(csv, option: "--csv") }
+            if let save { try checkCreatableFolder(save, option: "--save") }
             var dataset = DatasetConfiguration(root: data, degradation: degradation)
             if let layout, layout.lowercased() != "auto" {
                 guard let l = PairedDataset.Layout(optionName: layout) else { throw RunConfigurationError("--layout: unknown layout '\(layout)'; known: auto, input-target, blur-sharp, sidd") }

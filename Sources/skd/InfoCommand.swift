@@ -16,10 +16,10 @@ struct InfoCommand: ParsableCommand {
     @Flag(help: "Print the CPU, its vector features, the BLAS library and the kernels in use, and warn when they are below the CPU.")
     var system = false
 
-    @Option(help: ArgumentHelp("Height of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Height of the input GMACs are counted for.", valueName: "pixels"))
     var height = 256
 
-    @Option(help: ArgumentHelp("Width of the input GMACs are counted for. (default: 256)", valueName: "pixels"))
+    @Option(help: ArgumentHelp("Width of the input GMACs are counted for.", valueName: "pixels"))
     var width = 256
 
     @Flag(help: "Also print each network's full description as JSON. (default: off)")
@@ -32,12 +32,14 @@ struct InfoCommand: ParsableCommand {
                 guard system else { throw RunConfigurationError("name at least one model (a preset, weights file or run folder), or pass --system") }
                 return
             }
-            guard height > 0, width > 0 else { throw RunConfigurationError("--height and --width must be positive") }
+            for (flag, value) in [("--height", height), ("--width", width)] where !(1...ModelCost.maximumSide).contains(value) {
+                throw RunConfigurationError("\(flag) \(value) must lie in 1...\(ModelCost.maximumSide)")
+            }
             var table = TextTable(header: ["model", "architecture", "params (M)", "GMACs@\(height)x\(width)", "taps"])
             var descriptions: [String] = []
             for argument in models {
                 let named = try NamedModel.load(argument, allowPreset: true)
-                let gmacs = Double(named.model.multiplyAccumulates(height: height, width: width)) / 1e9
+                let gmacs = Double(try ModelCost.multiplyAccumulates(named.model, height: height, width: width)) / 1e9
                 table.rows.append([argument, named.spec.architecture, String(format: "%.3f", Double(named.model.parameterCount) / 1e6),
                                    String(format: "%.2f", gmacs), "\(named.model.tapNames.count)"])
                 descriptions.append("\(argument): \(named.spec.jsonString())")

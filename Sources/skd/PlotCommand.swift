@@ -22,6 +22,7 @@ struct PlotCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: log.path) else { throw RunConfigurationError("\(log.path): no such log") }
             let folder = log.deletingLastPathComponent()
             let destination = output.map { URL(fileURLWithPath: $0) } ?? folder.appendingPathComponent("training.png")
+            try checkWritableFile(destination.path, option: "--output")
             try TrainingPlot.render(log: log, title: folder.lastPathComponent).write(to: destination)
             print(destination.path)
         }

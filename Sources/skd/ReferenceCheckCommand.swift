@@ -14,7 +14,7 @@ struct ReferenceCheckCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Reference files (e.g. ../shared/golden/*.safetensors).", valueName: "file"))
     var files: [String]
 
-    @Option(help: ArgumentHelp("The largest relative error accepted per tensor. (default: 1e-4)", valueName: "bound"))
+    @Option(help: ArgumentHelp("The largest relative error accepted per tensor.", valueName: "bound"))
     var tolerance = 1e-4
 
     func run() throws {

@@ -17,4 +17,20 @@ struct SKD: ParsableCommand {
         """,
         subcommands: [TrainCommand.self, DistillCommand.self, EvalCommand.self, RestoreCommand.self, InfoCommand.self,
                       ReferenceCheckCommand.self, PlotCommand.self, DemoCommand.self])
+
+    /// As ArgumentParser's `main()`, except that usage errors (unknown options, missing or malformed values) exit
+    /// with status 2 like every other bad input, in one line, instead of ArgumentParser's 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                let message = SKD.message(for: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+                printError("skd: error: \(message) (see skd --help)")
+                Foundation.exit(ExitStatus.badInput)
+            }
+            exit(withError: error)
+        }
+    }
 }

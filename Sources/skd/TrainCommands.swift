@@ -79,6 +79,9 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Continue an interrupted run from its folder (latest checkpoint) or a checkpoint folder, with its stored options; reproduces the uninterrupted run's losses. (default: none, a new run)", valueName: "folder"))
     var resume: String?
 
+    @Flag(help: "Skip the pre-flight pass that decodes every training and validation image once; an unreadable image then costs its batch (with a warning). (default: off)")
+    var skipPreflight = false
+
     @Option(help: .private)
     var stopAfter: Int?
 
@@ -217,9 +220,13 @@ enum RunDriver {
     ///   and writes.
     @discardableResult
     static func run(_ configuration: RunConfiguration, checkpoint: URL?, stopAfter: Int?,
-                    session: RunSession = .single) throws -> TrainingSummary {
+                    session: RunSession = .single, preflight: Bool = true) throws -> TrainingSummary {
         try session.checkLayout(configuration)
-        let prepared = try session.collective { try configuration.prepare(resuming: checkpoint != nil) }
+        // Rank 0 alone decodes every image once before work (collective: its error ends every rank).
+        let prepared = try session.collective {
+            try configuration.prepare(resuming: checkpoint != nil,
+                                      preflight: preflight && session.isWriter ? { printError($0) } : nil)
+        }
         try session.requireSame("\(prepared.training.count)") { "it found \($0) training pairs, rank 0 \($1); every rank must see the same data" }
         let c = prepared.configuration
         let trainer = prepared.makeTrainer()
@@ -260,7 +267,7 @@ enum RunDriver {
         do {
             try TrainingPlot.render(log: log, title: run.lastPathComponent).write(to: run.appendingPathComponent("training.png"))
         } catch {
-            printError("skd: warning: could not draw the training plot: \(error)")
+            printError("skd: warning: could not draw the training plot: \(describeError(error))")
         }
     }
 }
@@ -283,7 +290,8 @@ struct TrainCommand: ParsableCommand {
             try session.collective { try session.applyThreads(flags.threads) }
             let (configuration, checkpoint) = try session.collective { try RunDriver.configuration(
                 mode: .train, flags: flags, assignments: flags.assignments(modelKey: "network.model", model: model)) }
-            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, session: session)
+            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, session: session,
+                              preflight: !flags.skipPreflight)
         }
     }
 }
@@ -308,7 +316,8 @@ struct DistillCommand: ParsableCommand {
             let (configuration, checkpoint) = try session.collective { try RunDriver.configuration(
                 mode: .distill, flags: flags,
                 assignments: flags.assignments(modelKey: "network.student", model: student) + distill.assignments()) }
-            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, session: session)
+            try RunDriver.run(configuration, checkpoint: checkpoint, stopAfter: flags.stopAfter, session: session,
+                              preflight: !flags.skipPreflight)
         }
     }
 }

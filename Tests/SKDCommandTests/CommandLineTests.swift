@@ -11,6 +11,8 @@ struct CommandResult {
     var status: Int32
     var stdout: String
     var stderr: String
+    /// How the process ended (a normal exit, or a signal).
+    var terminationReason: Process.TerminationReason = .exit
 }
 
 final class CommandLineTests: XCTestCase {
