@@ -26,6 +26,8 @@ public struct CheckpointState: Codable, Equatable {
     public var bestIteration: Int?
     /// The full resolved configuration of the run, as JSON text.
     public var config: String
+    /// Training seconds spent so far (what a wall-clock budget counts); `nil` in checkpoints of older versions.
+    public var trainedSeconds: Double? = nil
 
     /// A state with every field given.
     public init(iteration: Int, sampler: TrainingSampler.State, bestPSNR: Double?, bestIteration: Int?, config: String) {

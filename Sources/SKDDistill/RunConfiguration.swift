@@ -288,7 +288,10 @@ public struct RunConfiguration: Equatable {
         }
 
         if let train = try r.mapping(tree["train"], at: "train") {
-            try r.checkKeys(train, at: "train", allowed: ["iterations", "lr", "min_lr", "weight_decay", "log_every", "checkpoint_every"])
+            try r.checkKeys(train, at: "train", allowed: ["iterations", "lr", "min_lr", "weight_decay", "log_every", "checkpoint_every", "budget"])
+            if let v = try r.string(train["budget"], at: "train.budget"), !["none", "null", ""].contains(v.lowercased()) {
+                do { training.budget = try TrainingBudget(parsing: v) } catch let e as RunConfigurationError { throw r.error("train.budget", e.message) }
+            }
             if let v = try r.int(train["iterations"], at: "train.iterations") { training.iterations = v }
             if let v = try r.float(train["lr"], at: "train.lr") { training.learningRate = v }
             if let v = try r.float(train["min_lr"], at: "train.min_lr") { training.minLearningRate = v }
@@ -308,7 +311,7 @@ public struct RunConfiguration: Equatable {
             try r.checkKeys(d, at: "distill", allowed: ["method", "taps", "sigma", "alpha1", "alpha2", "alpha3", "channel_branch",
                                                          "spatial_branch", "spatial_token_threshold", "spatial_tile_rows", "contrastive",
                                                          "contrastive_form", "contrastive_features", "contrastive_weights", "tau",
-                                                         "wave_lambda", "wave_levels", "output_kd_weight"])
+                                                         "wave_lambda", "wave_levels", "output_kd_weight", "wave_form", "fitnet_distance"])
             var o = distillation
             if let m = try r.string(d["method"], at: "distill.method") {
                 guard let method = DistillationMethod(rawValue: m.lowercased()) else {
@@ -345,6 +348,18 @@ public struct RunConfiguration: Equatable {
             if let v = try r.float(d["wave_lambda"], at: "distill.wave_lambda") { o.waveLambda = v }
             if let v = try r.int(d["wave_levels"], at: "distill.wave_levels") { o.waveLevels = v }
             if let v = try r.float(d["output_kd_weight"], at: "distill.output_kd_weight") { o.outputKDWeight = v }
+            if let v = try r.string(d["wave_form"], at: "distill.wave_form") {
+                guard let form = WaveletForm(rawValue: v.lowercased()) else {
+                    throw r.error("distill.wave_form", "unknown form '\(v)'; known: \(WaveletForm.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                o.waveForm = form
+            }
+            if let v = try r.string(d["fitnet_distance"], at: "distill.fitnet_distance") {
+                guard let distance = FitNetDistance(rawValue: v.lowercased()) else {
+                    throw r.error("distill.fitnet_distance", "unknown distance '\(v)'; known: \(FitNetDistance.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                o.fitnetDistance = distance
+            }
             distillation = o
         }
         if mode == .train { distillation.method = .none }
@@ -381,6 +396,7 @@ public struct RunConfiguration: Equatable {
             "contrastive": o.contrastive, "contrastive_form": o.contrastiveForm.rawValue,
             "contrastive_features": contrastiveFeatures.rawValue, "tau": Double(o.tau), "wave_lambda": Double(o.waveLambda),
             "wave_levels": o.waveLevels, "output_kd_weight": Double(o.outputKDWeight),
+            "wave_form": o.waveForm.rawValue, "fitnet_distance": o.fitnetDistance.rawValue,
         ]
         if let taps = o.taps { distill["taps"] = taps }
         if let w = o.contrastiveWeights { distill["contrastive_weights"] = w.map(Double.init) }
@@ -390,7 +406,7 @@ public struct RunConfiguration: Equatable {
             "mode": mode.rawValue, "name": name, "seed": Int(seed), "datasets": datasets, "network": network,
             "train": ["iterations": training.iterations, "lr": Double(training.learningRate), "min_lr": Double(training.minLearningRate),
                       "weight_decay": Double(training.weightDecay), "log_every": training.logEvery,
-                      "checkpoint_every": training.checkpointEvery] as [String: Any],
+                      "checkpoint_every": training.checkpointEvery].merging(training.budget.map { ["budget": $0.description] } ?? [:]) { $1 },
             "val": ["every": training.validateEvery, "images": training.validationImages, "samples": training.samples] as [String: Any],
         ]
         if mode == .distill { tree["distill"] = distill }
@@ -620,13 +636,20 @@ extension RunConfiguration {
 
         // Taps and the contrastive feature space.
         var extractor: ContrastiveFeatureExtractor? = nil
-        if method == .skd, let teacher {
-            let taps = o.taps ?? DistillationTaps.defaults(for: teacher)
-            guard !taps.isEmpty else { throw RunConfigurationError("distill.taps is empty") }
-            for tap in taps where !teacher.tapNames.contains(tap) || !studentModel.tapNames.contains(tap) {
-                throw RunConfigurationError("unknown tap '\(tap)' for the \(studentSpec.architecture); known: \(teacher.tapNames.joined(separator: ", "))")
+        if [.skd, .fitnet, .dckd].contains(method), let teacher {
+            var known = teacher.tapNames
+            if method == .dckd {
+                guard let cascading = teacher as? CascadableTeacher else {
+                    throw RunConfigurationError("method dckd needs a teacher whose remaining blocks can run from a tap (restormer, drsformer), not a \(studentSpec.architecture)")
+                }
+                known = cascading.cascadeTaps
             }
-            if o.contrastive {
+            let taps = o.taps ?? (method == .dckd ? DistillationTaps.dckdDefaults : DistillationTaps.defaults(for: teacher))
+            guard !taps.isEmpty else { throw RunConfigurationError("distill.taps is empty") }
+            for tap in taps where !known.contains(tap) || !studentModel.tapNames.contains(tap) {
+                throw RunConfigurationError("unknown tap '\(tap)' for method \(method.rawValue) with the \(studentSpec.architecture); known: \(known.joined(separator: ", "))")
+            }
+            if method == .skd && o.contrastive {
                 var source = contrastiveFeatures
                 if source == .auto { source = vggWeights == nil ? .teacher : .vgg19 }
                 switch source {

@@ -37,6 +37,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var samples = 2
     /// Background decoding threads of the sampler.
     public var workers = 1
+    /// A wall-clock or image budget replacing `iterations` (see `TrainingBudget`); `nil`: `iterations` steps.
+    public var budget: TrainingBudget? = nil
 
     /// The paper's schedule: 1000 iterations of batch 8 at 128×128, Adam 2e-4 → 1e-6.
     public init() {}
@@ -108,13 +110,18 @@ public final class Trainer {
         try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         let store = CheckpointStore(runDirectory: runDirectory)
         let optimizer = Adam(parameters: objective.trainableParameters, lr: options.learningRate, weightDecay: options.weightDecay)
-        let schedule = CosineAnnealingLR(baseLR: options.learningRate, tMax: options.iterations, etaMin: options.minLearningRate)
+        // A budget replaces `iterations`: an image budget is a step count, a wall-clock budget ends the run when spent.
+        let timeBudget: Double? = { if case .seconds(let s)? = options.budget { return s }; return nil }()
+        let end = options.budget?.iterations(batchSize: options.batchSize) ?? (timeBudget != nil ? Int.max : options.iterations)
+        let schedule = CosineAnnealingLR(baseLR: options.learningRate, tMax: end == Int.max ? 1 : end, etaMin: options.minLearningRate)
+        var priorSeconds = 0.0
         var start = 0
         var samplerState: TrainingSampler.State? = nil
         var best: (psnr: Double, iteration: Int)? = nil
         if let resume {
             let state = try CheckpointStore.load(resume, student: objective.student, projectors: objective.projectors, optimizer: optimizer)
             start = state.iteration
+            priorSeconds = state.trainedSeconds ?? 0
             samplerState = state.sampler
             if let p = state.bestPSNR, let i = state.bestIteration { best = (p, i) }
             report("resumed from \(resume.path) at iteration \(start)")
@@ -125,11 +132,13 @@ public final class Trainer {
         let log = try JSONLWriter(runDirectory.appendingPathComponent("log.jsonl"), append: resume != nil)
         let stop = StopSignal()
         defer { stop.uninstall() }
-        let progress = ProgressLine(total: options.iterations, report: report)
+        let progress = ProgressLine(total: end == Int.max ? start + 1 : end, report: report)
 
         var lastCheckpoint = resume
+        var trainSeconds = 0.0, trainedImages = 0
         func checkpoint(_ iteration: Int) throws -> URL {
-            let state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
+            var state = CheckpointState(iteration: iteration, sampler: sampler.state, bestPSNR: best?.psnr, bestIteration: best?.iteration, config: configJSON)
+            state.trainedSeconds = priorSeconds + trainSeconds
             let url = try store.save(student: objective.student, projectors: objective.projectors, optimizer: optimizer, state: state)
             lastCheckpoint = url
             return url
@@ -137,13 +146,15 @@ public final class Trainer {
 
         objective.student.train()
         var lastTerms: [String: Float] = [:]
-        var trainSeconds = 0.0, trainedImages = 0
-        for iteration in start..<options.iterations {
+        var completed = start
+        for iteration in start..<end {
             if stop.requested || stopAfter.map({ iteration >= $0 }) == true {
                 throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration))
             }
             let began = DispatchTime.now()
-            optimizer.lr = schedule.lr(at: iteration)
+            optimizer.lr = timeBudget.map {
+                TrainingBudget.cosineLR(base: options.learningRate, etaMin: options.minLearningRate, fraction: (priorSeconds + trainSeconds) / $0)
+            } ?? schedule.lr(at: iteration)
             let batch = try sampler.next()
             optimizer.zeroGrad()
             let loss = objective(input: batch.input, target: batch.target)
@@ -157,14 +168,24 @@ public final class Trainer {
             lastTerms = Dictionary(loss.terms.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
 
             let done = iteration + 1
-            if done == 1 || done % max(1, options.logEvery) == 0 || done == options.iterations {
+            completed = done
+            let spent = priorSeconds + trainSeconds
+            let last = done == end || timeBudget.map { spent >= $0 } == true
+            if let timeBudget, !last { progress.total = done + Int((timeBudget - spent) / max(trainSeconds / Double(done - start), 1e-9)) + 1 }
+            if last { progress.total = done }
+            if done == 1 || done % max(1, options.logEvery) == 0 || last {
                 var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": trainSeconds]
                 for (name, value) in loss.terms { entry[name] = Double(value) }
+                if let budget = options.budget {
+                    entry["budget"] = budget.description
+                    entry["budget_used"] = timeBudget.map { spent / $0 } ?? Double(done) / Double(end)
+                    entry["train_seconds"] = spent
+                }
                 try log.write(entry)
             }
             progress.update(done, terms: loss.terms, secondsPerIteration: trainSeconds / Double(done - start))
 
-            let validate = validation != nil && options.validateEvery > 0 && (done % options.validateEvery == 0 || done == options.iterations)
+            let validate = validation != nil && options.validateEvery > 0 && (done % options.validateEvery == 0 || last)
             if validate, let validation {
                 let (psnr, ssim) = try evaluate(validation, iteration: done)
                 try log.write(["iter": done, "val_psnr": psnr, "val_ssim": ssim])
@@ -176,13 +197,19 @@ public final class Trainer {
                 }
                 objective.student.train()
             }
-            if options.checkpointEvery > 0 && done % options.checkpointEvery == 0 && done < options.iterations {
+            if options.checkpointEvery > 0 && done % options.checkpointEvery == 0 && !last {
                 _ = try checkpoint(done)
             }
+            if last { break }
         }
         progress.finishLine()
-        let final = try checkpoint(options.iterations)
-        return TrainingSummary(iterations: options.iterations, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
+        if let budget = options.budget {
+            let spent = priorSeconds + trainSeconds
+            report(String(format: "budget %@: %d iterations, %d images, %.1f s of training", budget.description, completed,
+                          completed * options.batchSize, spent))
+        }
+        let final = try checkpoint(completed)
+        return TrainingSummary(iterations: completed, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
                                imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
     }
 
@@ -262,7 +289,7 @@ final class StopSignal {
 
 /// A progress bar on a terminal (redrawn in place), plain lines every few seconds otherwise.
 final class ProgressLine {
-    let total: Int
+    var total: Int
     let report: (String) -> Void
     let isTerminal = isatty(fileno(stderr)) != 0
     var lastPlain = DispatchTime.now()

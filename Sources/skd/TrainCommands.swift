@@ -52,6 +52,9 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Optimizer steps [train.iterations]. (default: \(defaults.iterations))", valueName: "n"))
     var iterations: Int?
 
+    @Option(help: ArgumentHelp("A budget replacing --iterations [train.budget]: training wall clock (90s, 30m, 2h, 1.5h) or training images (50000img, 50kimg); the cosine schedule reaches --min-lr at the budget. (default: none, --iterations steps)", valueName: "budget"))
+    var budget: String?
+
     @Option(help: ArgumentHelp("Adam's initial learning rate, cosine-annealed to --min-lr over the run [train.lr]. (default: \(defaults.learningRate))", valueName: "rate"))
     var lr: Double?
 
@@ -91,7 +94,7 @@ struct RunFlags: ParsableArguments {
         add("datasets.train.layout", trainLayout)
         add("datasets.val.root", valData); add("datasets.val.degradation", valDegradation)
         add("datasets.train.patch_size", patchSize); add("datasets.train.batch_size", batchSize); add("datasets.train.workers", workers)
-        add("train.iterations", iterations); add("train.lr", lr); add("train.min_lr", minLr); add("train.weight_decay", weightDecay)
+        add("train.iterations", iterations); add("train.budget", budget); add("train.lr", lr); add("train.min_lr", minLr); add("train.weight_decay", weightDecay)
         add("train.log_every", logEvery); add("train.checkpoint_every", checkpointEvery)
         add("val.every", valEvery); add("val.images", valImages); add("val.samples", samples)
         add(modelKey, model)
@@ -107,7 +110,7 @@ struct DistillFlags: ParsableArguments {
     @Option(help: ArgumentHelp("The teacher's architecture when its weights file names none [network.teacher], e.g. restormer. (default: the one the file names)", valueName: "preset"))
     var teacherPreset: String?
 
-    @Option(help: ArgumentHelp("The method [distill.method]: skd, wave, output-kd, none. (default: \(distillDefaults.method.rawValue))", valueName: "method"))
+    @Option(help: ArgumentHelp("The method [distill.method]: skd, wave, output-kd, fitnet, dckd, none. (default: \(distillDefaults.method.rawValue))", valueName: "method"))
     var method: String?
 
     @Option(help: ArgumentHelp("Feature taps, comma-separated [distill.taps]. (default: the family's list: 7 for Restormer/DRSformer, 9 for Uformer)", valueName: "names"))
@@ -159,9 +162,16 @@ struct DistillFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Weight of L1 to the teacher's output for output-kd [distill.output_kd_weight]. (default: \(distillDefaults.outputKDWeight))", valueName: "w"))
     var outputKdWeight: Double?
 
+    @Option(help: ArgumentHelp("The wavelet loss's per-level distance [distill.wave_form]: squared (the authors' mse_loss), absolute. (default: \(distillDefaults.waveForm.rawValue))", valueName: "form"))
+    var waveForm: String?
+
+    @Option(help: ArgumentHelp("The feature distance of --method fitnet [distill.fitnet_distance]: l2, l1. (default: \(distillDefaults.fitnetDistance.rawValue))", valueName: "distance"))
+    var fitnetDistance: String?
+
     func assignments() -> [(String, Any)] {
         var out: [(String, Any)] = []
         func add(_ key: String, _ value: Any?) { if let value { out.append((key, value)) } }
+        add("distill.wave_form", waveForm); add("distill.fitnet_distance", fitnetDistance)
         add("network.teacher_weights", teacher); add("network.teacher", teacherPreset); add("network.vgg_weights", vggWeights)
         add("distill.method", method); add("distill.taps", taps); add("distill.sigma", sigma); add("distill.alpha1", alpha1)
         add("distill.alpha2", alpha2); add("distill.alpha3", alpha3); add("distill.tau", tau)
