@@ -151,6 +151,12 @@ public struct RunConfiguration: Equatable {
     public var vggWeights: String?
     /// Where φ of the contrastive loss comes from.
     public var contrastiveFeatures: ContrastiveFeatureSource = .auto
+    /// The student's initial weights (BasicSR's `pretrain_network_g`): a `.safetensors` file, checkpoint or run folder.
+    public var initWeights: String? = nil
+    /// Whether `initWeights` must fit the student exactly (missing, unexpected or mis-shaped keys are errors).
+    public var initStrict = true
+    /// Start the student from the teacher's tensors, each sliced to the student's shape (`StudentInitialization`).
+    public var initFromTeacher = false
     /// Schedule, batch, crop and bookkeeping.
     public var training = TrainingOptions()
     /// The method and its weights.
@@ -277,7 +283,11 @@ public struct RunConfiguration: Equatable {
         }
 
         if let network = try r.mapping(tree["network"], at: "network") {
-            try r.checkKeys(network, at: "network", allowed: ["student", "model", "teacher", "teacher_weights", "vgg_weights"])
+            try r.checkKeys(network, at: "network", allowed: ["student", "model", "teacher", "teacher_weights", "vgg_weights",
+                                                              "init_weights", "init_strict", "init_from_teacher"])
+            initWeights = try r.string(network["init_weights"], at: "network.init_weights")
+            if let v = try r.bool(network["init_strict"], at: "network.init_strict") { initStrict = v }
+            if let v = try r.bool(network["init_from_teacher"], at: "network.init_from_teacher") { initFromTeacher = v }
             if network["student"] != nil && network["model"] != nil {
                 throw r.error("network", "give either 'student' or 'model' (the same network), not both")
             }
@@ -387,6 +397,8 @@ public struct RunConfiguration: Equatable {
         if let t = teacherNetwork { network["teacher"] = (try? t.dictionary()) ?? [:] }
         if let w = teacherWeights { network["teacher_weights"] = w }
         if let w = vggWeights { network["vgg_weights"] = w }
+        if let w = initWeights { network["init_weights"] = w; network["init_strict"] = initStrict }
+        if initFromTeacher { network["init_from_teacher"] = true }
 
         let o = distillation
         var distill: [String: Any] = [
@@ -549,6 +561,8 @@ public final class PreparedRun {
     public let teacherFile: URL?
     /// φ of the contrastive loss, when the method uses one.
     public let featureExtractor: ContrastiveFeatureExtractor?
+    /// How the student's initial weights were set, when not freshly initialised (a line for the user).
+    public internal(set) var initialization: String? = nil
 
     init(configuration: RunConfiguration, runDirectory: URL, training: any PairedImageSource, validation: (any PairedImageSource)?,
          student: any TappedModel & ModelStatistics, teacher: (any TappedModel & ModelStatistics)?, teacherFile: URL?,
@@ -624,6 +638,26 @@ extension RunConfiguration {
         }
         ParameterInit.seed(seed)
         let studentModel = studentSpec.makeModel()
+        var initialization: String? = nil
+        if initWeights != nil && initFromTeacher {
+            throw RunConfigurationError("give either network.init_weights (--init-weights) or network.init_from_teacher (--init-from-teacher), not both")
+        }
+        if let path = initWeights {
+            let weights = try ModelWeights.load(URL(fileURLWithPath: path), architecture: studentSpec)
+            initialization = try StudentInitialization.load(weights.tensors, into: studentModel, strict: initStrict, source: weights.file.path)
+        }
+        if initFromTeacher {
+            guard let path = teacherWeights else {
+                throw RunConfigurationError("network.init_from_teacher (--init-from-teacher) needs the teacher's weights: give --teacher WEIGHTS")
+            }
+            let weights = try ModelWeights.load(URL(fileURLWithPath: path), architecture: teacherNetwork)
+            guard weights.spec.architecture == studentSpec.architecture else {
+                throw RunConfigurationError("--init-from-teacher: teacher \(path) is a \(weights.spec.architecture), the student a \(studentSpec.architecture); slicing needs one family")
+            }
+            let sliced = try StudentInitialization.slicedFromTeacher(weights.tensors, student: studentModel.stateDict(), source: weights.file.path)
+            try studentModel.load(sliced, strict: true)
+            initialization = "student sliced from the teacher \(weights.file.path): every tensor's first channels, the first blocks of each level"
+        }
 
         // Crops must suit both networks.
         let multiple = [studentModel.sizeMultiple, teacher?.sizeMultiple ?? 1].max()!
@@ -690,8 +724,10 @@ extension RunConfiguration {
         if !resuming, CheckpointStore(runDirectory: directory).latest() != nil {
             throw RunConfigurationError("\(directory.path) already holds a run: continue it with --resume \(directory.path), or choose another --output")
         }
-        return PreparedRun(configuration: self, runDirectory: directory, training: training, validation: validation,
-                           student: studentModel, teacher: teacher, teacherFile: teacherFile, featureExtractor: extractor)
+        let prepared = PreparedRun(configuration: self, runDirectory: directory, training: training, validation: validation,
+                                   student: studentModel, teacher: teacher, teacherFile: teacherFile, featureExtractor: extractor)
+        prepared.initialization = initialization
+        return prepared
     }
 
     /// The options stored with a run's checkpoint, and the checkpoint itself.

@@ -76,6 +76,8 @@ public struct TrainingSummary {
     public var imagesPerSecond: Double
     /// The final checkpoint.
     public var checkpoint: URL
+    /// Training seconds of the whole run, across resumes (what a wall-clock budget counts).
+    public var trainingSeconds: Double = 0
 }
 
 /// Runs the optimisation of a `DistillationObjective` on a dataset.
@@ -210,7 +212,8 @@ public final class Trainer {
         }
         let final = try checkpoint(completed)
         return TrainingSummary(iterations: completed, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
-                               imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
+                               imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final,
+                               trainingSeconds: priorSeconds + trainSeconds)
     }
 
     /// Mean PSNR/SSIM (RGB) of the student over the validation set; writes sample restorations.

@@ -79,6 +79,12 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Sample restorations saved as PNG at each validation [val.samples]. (default: \(defaults.samples))", valueName: "n"))
     var samples: Int?
 
+    @Option(help: ArgumentHelp("Start the network from these weights [network.init_weights] (BasicSR's pretrain_network_g): a .safetensors file, checkpoint or run folder. (default: none, fresh initialisation)", valueName: "file"))
+    var initWeights: String?
+
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("--init-weights must fit exactly; --no-init-strict loads what fits and names missing, unexpected and mis-shaped keys [network.init_strict]. (default: strict)"))
+    var initStrict: Bool?
+
     @Option(help: ArgumentHelp("Continue an interrupted run from its folder (latest checkpoint) or a checkpoint folder, with its stored options; reproduces the uninterrupted run's losses. (default: none, a new run)", valueName: "folder"))
     var resume: String?
 
@@ -97,6 +103,7 @@ struct RunFlags: ParsableArguments {
         add("train.iterations", iterations); add("train.budget", budget); add("train.lr", lr); add("train.min_lr", minLr); add("train.weight_decay", weightDecay)
         add("train.log_every", logEvery); add("train.checkpoint_every", checkpointEvery)
         add("val.every", valEvery); add("val.images", valImages); add("val.samples", samples)
+        add("network.init_weights", initWeights); add("network.init_strict", initStrict)
         add(modelKey, model)
         return out
     }
@@ -162,6 +169,9 @@ struct DistillFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Weight of L1 to the teacher's output for output-kd [distill.output_kd_weight]. (default: \(distillDefaults.outputKDWeight))", valueName: "w"))
     var outputKdWeight: Double?
 
+    @Flag(help: ArgumentHelp("Start the student from the teacher's tensors, each sliced to the student's shape: first channels, first blocks of each level [network.init_from_teacher]. (default: off)"))
+    var initFromTeacher = false
+
     @Option(help: ArgumentHelp("The wavelet loss's per-level distance [distill.wave_form]: squared (the authors' mse_loss), absolute. (default: \(distillDefaults.waveForm.rawValue))", valueName: "form"))
     var waveForm: String?
 
@@ -172,6 +182,7 @@ struct DistillFlags: ParsableArguments {
         var out: [(String, Any)] = []
         func add(_ key: String, _ value: Any?) { if let value { out.append((key, value)) } }
         add("distill.wave_form", waveForm); add("distill.fitnet_distance", fitnetDistance)
+        if initFromTeacher { add("network.init_from_teacher", true) }
         add("network.teacher_weights", teacher); add("network.teacher", teacherPreset); add("network.vgg_weights", vggWeights)
         add("distill.method", method); add("distill.taps", taps); add("distill.sigma", sigma); add("distill.alpha1", alpha1)
         add("distill.alpha2", alpha2); add("distill.alpha3", alpha3); add("distill.tau", tau)
@@ -233,6 +244,7 @@ enum RunDriver {
                               Double(teacher.parameterCount) / 1e6, file.path, c.distillation.method.rawValue,
                               prepared.featureExtractor.map { "; contrastive φ: \($0.summary)" } ?? ""))
         }
+        if let initialization = prepared.initialization { printError("initial weights: \(initialization)") }
         try FileManager.default.createDirectory(at: prepared.runDirectory, withIntermediateDirectories: true)
         try Data(c.yamlString().utf8).write(to: prepared.runDirectory.appendingPathComponent("options.yml"))
         let trainer = prepared.makeTrainer()

@@ -123,3 +123,36 @@ final class BudgetTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(entries.last!["train_seconds"] as! Double, 0.4)
     }
 }
+
+final class TrainingTimeTests: XCTestCase {
+    func testCheckpointStateAndLogGiveTheTrainingTime() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-training-time")
+        ParameterInit.seed(10)
+        let objective = DistillationObjective(teacher: nil, student: TinyTappedModel(width: 3),
+                                              options: { var o = DistillationOptions(); o.method = .none; return o }())
+        var training = TrainingOptions()
+        training.iterations = 4; training.batchSize = 2; training.patchSize = 8
+        training.logEvery = 1; training.validateEvery = 0; training.checkpointEvery = 0
+        let trainer = Trainer(objective: objective, training: SyntheticPairs(), validation: nil, options: training,
+                              runDirectory: dir, configJSON: "{}")
+        trainer.report = { _ in }
+        let summary = try trainer.run()
+        XCTAssertGreaterThan(summary.trainingSeconds, 0)
+        // A checkpoint's state.json stores it.
+        let fromState = try XCTUnwrap(TrainingTime.seconds(forWeights: summary.checkpoint.appendingPathComponent("model.safetensors")))
+        XCTAssertEqual(fromState, summary.trainingSeconds, accuracy: 1e-9)
+        // A file in the run folder reads the log: its last `seconds`.
+        let fromLog = try XCTUnwrap(TrainingTime.seconds(forWeights: dir.appendingPathComponent("best.safetensors")))
+        XCTAssertEqual(fromLog, summary.trainingSeconds, accuracy: 1e-6)
+    }
+
+    func testResumedLogsSumTheirProcesses() throws {
+        let dir = try makeTemporaryDirectory(prefix: "skd-training-time-log")
+        let lines = [#"{"iter": 1, "seconds": 1.0}"#, #"{"iter": 2, "seconds": 2.5}"#, #"{"iter": 2, "val_psnr": 20.0}"#,
+                     #"{"iter": 3, "seconds": 0.7}"#, #"{"iter": 4, "seconds": 1.5}"#]
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("log.jsonl"))
+        XCTAssertEqual(try XCTUnwrap(TrainingTime.seconds(forWeights: dir.appendingPathComponent("best.safetensors"))), 4.0, accuracy: 1e-12)
+        XCTAssertNil(TrainingTime.seconds(forWeights: dir.appendingPathComponent("none/x.safetensors")))
+        XCTAssertNil(TrainingTime.seconds(forWeights: nil))
+    }
+}
