@@ -122,8 +122,10 @@ public protocol ContrastiveFeatureExtractor: AnyObject {
 
 /// φ = the frozen teacher's encoder taps (levels 1–3, equal weights), for users without VGG-19 weights.
 public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
-    let teacher: any TappedModel
-    let taps: [String]
+    /// The frozen teacher whose taps are φ's layers.
+    public let teacher: any TappedModel
+    /// φ's layers, in order.
+    public let taps: [String]
     /// Names the taps used.
     public var summary: String { "teacher encoder taps \(taps.joined(separator: ", "))" }
     /// Equal weights.
@@ -223,7 +225,13 @@ public final class DistillationObjective {
         var teacherOut: Tensor? = nil
         // dckd reads only the teacher's encoder skips: its forward stops once they are recorded.
         let cascading = options.method == .dckd ? teacher as? CascadableTeacher : nil
-        let teacherTaps = cascading.map { FeatureTaps(Set($0.skipTaps), stopsEarly: true) } ?? FeatureTaps(Set(taps))
+        // φ(I) with the teacher's own encoder as φ is what the teacher's forward on the input computes anyway: the
+        // taps are recorded there (same ops on the same batch, the same values) instead of a second encoder pass.
+        let phiOfInput = (featureExtractor as? TeacherEncoderFeatures).flatMap { phi -> [String]? in
+            guard let teacher, (phi.teacher as AnyObject) === (teacher as AnyObject) else { return nil }
+            return phi.taps
+        }
+        let teacherTaps = cascading.map { FeatureTaps(Set($0.skipTaps), stopsEarly: true) } ?? FeatureTaps(Set(taps + (phiOfInput ?? [])))
         if let teacher {
             let out = noGrad { teacher.forward(input, taps: teacherTaps) }
             if cascading == nil { teacherOut = out }
@@ -287,7 +295,8 @@ public final class DistillationObjective {
             }
             if let phi = featureExtractor {
                 let fs = phi.features(restored)
-                let (ft, fi) = noGrad { (phi.features(teacherOut!), phi.features(input)) }
+                let ft = noGrad { phi.features(teacherOut!) }
+                let fi = phiOfInput.map { $0.map { teacherTaps[$0]! } } ?? noGrad { phi.features(input) }
                 let weights = options.contrastiveWeights ?? phi.defaultWeights
                 precondition(weights.count == fs.count, "contrastive weights: \(weights.count) for \(fs.count) layers of \(phi.summary)")
                 var cl: Tensor? = nil
