@@ -416,9 +416,10 @@ public struct RunConfiguration: Equatable {
 
         var tree: [String: Any] = [
             "mode": mode.rawValue, "name": name, "seed": Int(seed), "datasets": datasets, "network": network,
-            "train": ["iterations": training.iterations, "lr": Double(training.learningRate), "min_lr": Double(training.minLearningRate),
-                      "weight_decay": Double(training.weightDecay), "log_every": training.logEvery,
-                      "checkpoint_every": training.checkpointEvery].merging(training.budget.map { ["budget": $0.description] } ?? [:]) { $1 },
+            "train": (["iterations": training.iterations, "lr": Double(training.learningRate), "min_lr": Double(training.minLearningRate),
+                       "weight_decay": Double(training.weightDecay), "log_every": training.logEvery,
+                       "checkpoint_every": training.checkpointEvery] as [String: Any])
+                .merging(training.budget.map { ["budget": $0.description] as [String: Any] } ?? [:]) { $1 },
             "val": ["every": training.validateEvery, "images": training.validationImages, "samples": training.samples] as [String: Any],
         ]
         if mode == .distill { tree["distill"] = distill }
