@@ -278,6 +278,37 @@ public final class DistillationObjective {
                 terms.append(("dckd", mean.item))
             }
         case .skd:
+            // The contrastive branch runs first and, when recording, is back-propagated at once into a detached copy
+            // of the student's output: the graph of φ(S) through the frozen teacher's encoder is freed before the
+            // feature-loss graphs are built. The objective carries it as the linear surrogate ⟨S_r, g⟩ − ⟨S_r, g⟩|const
+            // + α3·L_CL|const, whose value is α3·L_CL and whose gradient into S_r is g = ∂(α3·L_CL)/∂S_r.
+            var contrastive: (value: Float, scaled: Tensor)? = nil
+            if let phi = featureExtractor {
+                let early = GradMode.isEnabled && restored.requiresGrad
+                let source = early ? restored.detached() : restored
+                if early { source.requiresGrad = true }
+                let fs = phi.features(source)
+                let ft = noGrad { phi.features(teacherOut!) }
+                let fi = phiOfInput.map { $0.map { teacherTaps[$0]! } } ?? noGrad { phi.features(input) }
+                let weights = options.contrastiveWeights ?? phi.defaultWeights
+                precondition(weights.count == fs.count, "contrastive weights: \(weights.count) for \(fs.count) layers of \(phi.summary)")
+                var cl: Tensor? = nil
+                for l in 0..<fs.count {
+                    let term = contrastiveLayerLoss(student: fs[l], teacher: ft[l], degraded: fi[l],
+                                                    form: options.contrastiveForm, tau: options.tau) * weights[l]
+                    cl = cl.map { $0 + term } ?? term
+                }
+                if let cl {
+                    let scaled = cl * options.alpha3
+                    if early, scaled.requiresGrad {
+                        scaled.backward()
+                        let linear = (restored * source.grad!).sum()
+                        contrastive = (cl.item, linear - linear.detached() + Tensor(scaled.item))
+                    } else {
+                        contrastive = (cl.item, scaled)
+                    }
+                }
+            }
             var gk: Tensor? = nil
             var plain: Float = 0, channel: Float = 0, spatial: Float = 0
             for tap in taps {
@@ -293,22 +324,9 @@ public final class DistillationObjective {
                 total = total + gk * options.alpha2
                 terms += [("gk", gk.item), ("gk_plain", plain), ("gk_channel", channel), ("gk_spatial", spatial)]
             }
-            if let phi = featureExtractor {
-                let fs = phi.features(restored)
-                let ft = noGrad { phi.features(teacherOut!) }
-                let fi = phiOfInput.map { $0.map { teacherTaps[$0]! } } ?? noGrad { phi.features(input) }
-                let weights = options.contrastiveWeights ?? phi.defaultWeights
-                precondition(weights.count == fs.count, "contrastive weights: \(weights.count) for \(fs.count) layers of \(phi.summary)")
-                var cl: Tensor? = nil
-                for l in 0..<fs.count {
-                    let term = contrastiveLayerLoss(student: fs[l], teacher: ft[l], degraded: fi[l],
-                                                    form: options.contrastiveForm, tau: options.tau) * weights[l]
-                    cl = cl.map { $0 + term } ?? term
-                }
-                if let cl {
-                    total = total + cl * options.alpha3
-                    terms.append(("cl", cl.item))
-                }
+            if let contrastive {
+                total = total + contrastive.scaled
+                terms.append(("cl", contrastive.value))
             }
         }
         terms.append(("total", total.item))

@@ -296,7 +296,7 @@ struct TrainCommand: ParsableCommand {
 struct DistillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distill",
-        abstract: "Distil a trained teacher into a student of the same family (skd, wave, output-kd or none).",
+        abstract: "Distil a trained teacher into a student of the same family (skd, wave, output-kd, fitnet, dckd or none).",
         discussion: "Ablations of Table III: --no-channel-branch, --no-spatial-branch, --no-contrastive, --method.")
 
     @Option(help: ArgumentHelp("The student [network.student]: \(ModelSpec.presetNames.joined(separator: ", ")); adjust it with --set network.student.dim=8. (required, here or in the options file)", valueName: "preset"))

@@ -261,7 +261,8 @@ final class DCKDTrainingTests: XCTestCase {
     }
 }
 
-/// The SKD objective's shortcuts leave its value and gradients unchanged.
+/// The SKD objective's shortcuts (φ(I) from the teacher's forward pass, the contrastive branch back-propagated early
+/// through a linear surrogate) leave its value and gradients unchanged.
 final class ObjectiveShortcutTests: XCTestCase {
     /// φ(I) taken from the teacher's own forward pass equals φ applied to the input: the objective's `cl` and its
     /// gradients match a hand composition that calls φ on the input.
