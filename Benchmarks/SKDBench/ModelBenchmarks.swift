@@ -61,6 +61,37 @@ func trainingStepBenchmark(teacher: String = "restormer", student: String = "res
     }
 }
 
+/// One training step at the scale of `skd demo` (teacher Restormer dim 16 [1,2,2,4], student dim 8 [1,1,1,1], one
+/// refinement block each, batch 4, 64×64 crops, spatial threshold 1024): `.none` (L1 only, no teacher) or the full
+/// SKD objective (teacher-encoder φ), as the demo's students train.
+func demoTrainingStepBenchmark(method: DistillationMethod) -> Benchmark {
+    let label = method == .none ? "L1 only" : "full SKD loss"
+    return Benchmark("train step demo restormer16->restormer8 \(label) 4x3x64x64", settings: .long) {
+        func make(_ dim: Int, _ blocks: [Int]) -> any TappedModel & ModelStatistics {
+            var config = RestormerConfig()
+            config.dim = dim; config.numBlocks = blocks; config.numRefinementBlocks = 1
+            return Restormer(config: config)
+        }
+        ParameterInit.seed(0)
+        let teacherModel = make(16, [1, 2, 2, 4]), studentModel = make(8, [1, 1, 1, 1])
+        teacherModel.eval()
+        studentModel.train()
+        var options = DistillationOptions()
+        options.method = method
+        options.feature.spatialTokenThreshold = 1024
+        let objective = DistillationObjective(teacher: method == .none ? nil : teacherModel, student: studentModel, options: options)
+        let optimizer = Adam(parameters: objective.trainableParameters, lr: 1e-3)
+        let input = benchTensor([4, 3, 64, 64], seed: 12).clamped(-1, 1)
+        let target = benchTensor([4, 3, 64, 64], seed: 13).clamped(-1, 1)
+        return {
+            optimizer.zeroGrad()
+            let loss = objective(input: input, target: target)
+            loss.total.backward()
+            optimizer.step()
+        }
+    }
+}
+
 /// The batch of the training-step benchmarks (`--train-batch`).
 var trainingBatch = 8
 
@@ -217,6 +248,8 @@ var endToEndBenchmarks: [Benchmark] { ModelSpec.presetNames.map { inferenceBench
     trainingStepBenchmark(method: .outputKD),
     trainingStepBenchmark(method: .skd, contrastive: false),
     trainingStepBenchmark(method: .skd, batch: skdTrainingBatch),
+    demoTrainingStepBenchmark(method: .none),
+    demoTrainingStepBenchmark(method: .skd),
 ] }
 
 /// The batch of the full-SKD training step (`--skd-batch`; default 8, which needs about 12 GB: the contrastive

@@ -26,7 +26,8 @@ public struct CheckpointState: Codable, Equatable {
     public var bestIteration: Int?
     /// The full resolved configuration of the run, as JSON text.
     public var config: String
-    /// Training seconds of every session up to this checkpoint (`nil` in checkpoints of older versions).
+    /// Training seconds of every session up to this checkpoint (what a wall-clock budget counts and the log's
+    /// `seconds` continue from); `nil` in checkpoints of older versions.
     public var seconds: Double? = nil
 
     /// A state with every field given.

@@ -1,6 +1,8 @@
 // The training objective of every method SwiftSKD offers, computed from one batch:
 //   skd        L1(S_r, G) + α2·Σ_taps L_GK + α3·L_CL          (the paper, Eq. 5)
-//   wave       L1(S_r, G) + λ·L_wave                          (Wavelet KD)
+//   wave       L1(S_r, G) + λ·L_wave                          (Wavelet KD; squared form by default)
+//   fitnet     L1(S_r, G) + α2·Σ_taps D(P(s), t)               (FitNet-style: projected L2 or L1, no attention)
+//   dckd       L1(S_r, G) + α2·mean_taps L1(T_{>tap}(P(s)), G) (DCKD, our reading: student features through the teacher)
 //   output-kd  L1(S_r, G) + w·L1(S_r, T_r)
 //   none       L1(S_r, G)
 
@@ -17,19 +19,35 @@ public enum DistillationMethod: String, Codable, CaseIterable, Sendable {
     case wave
     /// L1 to the teacher's output.
     case outputKD = "output-kd"
+    /// FitNet-style feature distillation: a 1×1 projector per tap and an L2 (or L1) distance to the teacher's
+    /// feature, without cross-net attention or a contrastive term; isolates what the attention adds.
+    case fitnet
+    /// Dual cross KD, our reading of Fang et al. (JVCIR 2023): each projected student feature replaces the
+    /// teacher's at its tap, the teacher's remaining blocks run on it, and their output is supervised by L1 to the
+    /// ground truth (see `CascadableTeacher`).
+    case dckd
     /// No teacher: L1 to the ground truth alone.
     case none
+}
+
+/// The feature distance of `fitnet`.
+public enum FitNetDistance: String, Codable, CaseIterable, Sendable {
+    /// Mean squared difference (FitNets' hint loss).
+    case l2
+    /// Mean absolute difference.
+    case l1
 }
 
 /// Every weight and switch of the objective. Defaults are the paper's (and the issue's) values.
 public struct DistillationOptions: Codable, Equatable, Sendable {
     /// The method.
     public var method: DistillationMethod = .skd
-    /// The taps used by the feature loss; `nil`: the family's default list (`DistillationTaps.defaults`).
+    /// The taps used by the feature loss (skd, fitnet) or cascaded into the teacher (dckd); `nil`: the family's
+    /// default list (`DistillationTaps.defaults`; for dckd `DistillationTaps.dckdDefaults`).
     public var taps: [String]? = nil
     /// σ, α1, branch switches and the spatial token threshold.
     public var feature = FeatureLossOptions()
-    /// α2: weight of Σ_taps L_GK.
+    /// α2: weight of the feature-level term: Σ_taps L_GK (skd), Σ_taps D(P(s), t) (fitnet), the cascade L1 (dckd).
     public var alpha2: Float = 0.2
     /// α3: weight of L_CL.
     public var alpha3: Float = 0.2
@@ -45,6 +63,10 @@ public struct DistillationOptions: Codable, Equatable, Sendable {
     public var waveLambda: Float = 0.4
     /// Haar levels J of the wavelet loss.
     public var waveLevels = 4
+    /// The wavelet loss's per-level distance: `.squared` (the authors' code) or `.absolute`.
+    public var waveForm: WaveletForm = .squared
+    /// The feature distance of `fitnet`.
+    public var fitnetDistance: FitNetDistance = .l2
     /// Weight of L1(S_r, T_r) for `output-kd`.
     public var outputKDWeight: Float = 1
 
@@ -63,6 +85,10 @@ public enum DistillationTaps {
         }
         return ["encoder_level1", "encoder_level2", "encoder_level3", "latent", "decoder_level3", "decoder_level2", "decoder_level1"]
     }
+
+    /// DCKD's default cascade points: one encoder level, the bottleneck and one decoder level
+    /// (`encoder_level2`, `latent`, `decoder_level2`), each costing one partial teacher pass with gradients.
+    public static let dckdDefaults = ["encoder_level2", "latent", "decoder_level2"]
 
     /// A tap as a feature map: NCHW taps are returned as they are; token taps `[B, N, C]` (Uformer) are viewed as
     /// `[B, C, h, w]` with h/w the aspect ratio of the `height`×`width` input.
@@ -96,8 +122,10 @@ public protocol ContrastiveFeatureExtractor: AnyObject {
 
 /// φ = the frozen teacher's encoder taps (levels 1–3, equal weights), for users without VGG-19 weights.
 public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
-    let teacher: any TappedModel
-    let taps: [String]
+    /// The frozen teacher whose taps are φ's layers.
+    public let teacher: any TappedModel
+    /// φ's layers, in order.
+    public let taps: [String]
     /// Names the taps used.
     public var summary: String { "teacher encoder taps \(taps.joined(separator: ", "))" }
     /// Equal weights.
@@ -124,7 +152,8 @@ public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
 public struct LossBreakdown {
     /// The objective to back-propagate, shape `[]`.
     public var total: Tensor
-    /// Named scalar terms: `rec`, `gk`, `gk_plain`, `gk_channel`, `gk_spatial`, `cl`, `wave`, `okd`, `total`.
+    /// Named scalar terms: `rec`, `gk`, `gk_plain`, `gk_channel`, `gk_spatial`, `cl`, `wave`, `okd`, `fitnet`,
+    /// `dckd`, `total`.
     public var terms: [(name: String, value: Float)]
     /// The student's restored batch `[B, 3, H, W]` (without history).
     public var restored: Tensor
@@ -136,7 +165,7 @@ public final class DistillationObjective {
     public let teacher: (any TappedModel)?
     /// The student being trained.
     public let student: any TappedModel
-    /// The projectors (SKD only), trained with the student.
+    /// The projectors (skd, fitnet, dckd), trained with the student.
     public let projectors: Projectors?
     /// φ of the contrastive loss (SKD with `contrastive` only).
     public let featureExtractor: ContrastiveFeatureExtractor?
@@ -162,8 +191,11 @@ public final class DistillationObjective {
         self.teacher = options.method == .none ? nil : teacher
         self.teacher?.freeze()
         self.teacher?.eval()
-        if options.method == .skd, let teacher {
-            let taps = options.taps ?? DistillationTaps.defaults(for: teacher)
+        if [.skd, .fitnet, .dckd].contains(options.method), let teacher {
+            if options.method == .dckd {
+                precondition(teacher is CascadableTeacher, "DistillationObjective: dckd needs a Restormer or DRSformer teacher, got \(type(of: teacher))")
+            }
+            let taps = options.taps ?? (options.method == .dckd ? DistillationTaps.dckdDefaults : DistillationTaps.defaults(for: teacher))
             self.taps = taps
             // One tiny no-grad pass through both networks tells the channel count of every tap.
             let probe = Tensor(zeros: [1, 3, probeSize, probeSize])
@@ -176,7 +208,7 @@ public final class DistillationObjective {
                 }
             }
             projectors = Projectors(taps: taps, studentChannels: channels(student), teacherChannels: channels(teacher))
-            self.featureExtractor = options.contrastive ? (featureExtractor ?? TeacherEncoderFeatures(teacher: teacher)) : nil
+            self.featureExtractor = options.method == .skd && options.contrastive ? (featureExtractor ?? TeacherEncoderFeatures(teacher: teacher)) : nil
         } else {
             taps = []
             projectors = nil
@@ -195,8 +227,19 @@ public final class DistillationObjective {
     public func callAsFunction(input: Tensor, target: Tensor) -> LossBreakdown {
         let (h, w) = (input.shape[2], input.shape[3])
         var teacherOut: Tensor? = nil
-        let teacherTaps = FeatureTaps(Set(taps))
-        if let teacher { teacherOut = noGrad { teacher.forward(input, taps: teacherTaps) } }
+        // dckd reads only the teacher's encoder skips: its forward stops once they are recorded.
+        let cascading = options.method == .dckd ? teacher as? CascadableTeacher : nil
+        // φ(I) with the teacher's own encoder as φ is what the teacher's forward on the input computes anyway: the
+        // taps are recorded there (same ops on the same batch, the same values) instead of a second encoder pass.
+        let phiOfInput = (featureExtractor as? TeacherEncoderFeatures).flatMap { phi -> [String]? in
+            guard let teacher, (phi.teacher as AnyObject) === (teacher as AnyObject) else { return nil }
+            return phi.taps
+        }
+        let teacherTaps = cascading.map { FeatureTaps(Set($0.skipTaps), stopsEarly: true) } ?? FeatureTaps(Set(taps + (phiOfInput ?? [])))
+        if let teacher {
+            let out = noGrad { teacher.forward(input, taps: teacherTaps) }
+            if cascading == nil { teacherOut = out }
+        }
         let studentTaps = FeatureTaps(Set(taps))
         let restored = student.forward(input, taps: projectors == nil ? nil : studentTaps)
         let rec = l1Loss(restored, target)
@@ -211,10 +254,67 @@ public final class DistillationObjective {
             total = total + okd * options.outputKDWeight
             terms.append(("okd", okd.item))
         case .wave:
-            let wave = waveletLoss(student: restored, teacher: teacherOut!, levels: options.waveLevels)
+            let wave = waveletLoss(student: restored, teacher: teacherOut!, levels: options.waveLevels, form: options.waveForm)
             total = total + wave * options.waveLambda
             terms.append(("wave", wave.item))
+        case .fitnet:
+            var hint: Tensor? = nil
+            for tap in taps {
+                let s = projectors!.project(DistillationTaps.featureMap(studentTaps[tap]!, height: h, width: w), tap: tap)
+                let t = DistillationTaps.featureMap(teacherTaps[tap]!, height: h, width: w)
+                let term = options.fitnetDistance == .l2 ? mseLoss(s, t) : l1Loss(s, t)
+                hint = hint.map { $0 + term } ?? term
+            }
+            if let hint {
+                total = total + hint * options.alpha2
+                terms.append(("fitnet", hint.item))
+            }
+        case .dckd:
+            var cross: Tensor? = nil
+            for tap in taps {
+                let s = projectors!.project(studentTaps[tap]!, tap: tap)
+                let term = l1Loss(cascading!.cascade(from: tap, feature: s, skips: teacherTaps, input: input), target)
+                cross = cross.map { $0 + term } ?? term
+            }
+            if let cross {
+                let mean = cross * (1 / Float(taps.count))
+                total = total + mean * options.alpha2
+                terms.append(("dckd", mean.item))
+            }
         case .skd:
+            // The contrastive branch runs first and, when recording, is back-propagated at once into a detached copy
+            // of the student's output: the graph of φ(S) through the frozen teacher's encoder is freed before the
+            // feature-loss graphs are built. The objective carries it as the linear surrogate ⟨S_r, g⟩ − ⟨S_r, g⟩|const
+            // + α3·L_CL|const, whose value is α3·L_CL and whose gradient into S_r is g = ∂(α3·L_CL)/∂S_r.
+            var contrastive: (value: Float, scaled: Tensor)? = nil
+            if let phi = featureExtractor {
+                let early = GradMode.isEnabled && restored.requiresGrad
+                let source = early ? restored.detached() : restored
+                if early { source.requiresGrad = true }
+                let fs = phi.features(source)
+                let ft = noGrad { phi.features(teacherOut!) }
+                let ownNegatives = phiOfInput.map { $0.map { teacherTaps[$0]! } } ?? noGrad { phi.features(input) }
+                // Data-parallel runs gather every rank's negatives, so each sample sees the global batch's.
+                let fi = gatherNegatives.map { ownNegatives.map($0) } ?? ownNegatives
+                let weights = options.contrastiveWeights ?? phi.defaultWeights
+                precondition(weights.count == fs.count, "contrastive weights: \(weights.count) for \(fs.count) layers of \(phi.summary)")
+                var cl: Tensor? = nil
+                for l in 0..<fs.count {
+                    let term = contrastiveLayerLoss(student: fs[l], teacher: ft[l], degraded: fi[l],
+                                                    form: options.contrastiveForm, tau: options.tau) * weights[l]
+                    cl = cl.map { $0 + term } ?? term
+                }
+                if let cl {
+                    let scaled = cl * options.alpha3
+                    if early, scaled.requiresGrad {
+                        scaled.backward()
+                        let linear = (restored * source.grad!).sum()
+                        contrastive = (cl.item, linear - linear.detached() + Tensor(scaled.item))
+                    } else {
+                        contrastive = (cl.item, scaled)
+                    }
+                }
+            }
             var gk: Tensor? = nil
             var plain: Float = 0, channel: Float = 0, spatial: Float = 0
             for tap in taps {
@@ -230,22 +330,9 @@ public final class DistillationObjective {
                 total = total + gk * options.alpha2
                 terms += [("gk", gk.item), ("gk_plain", plain), ("gk_channel", channel), ("gk_spatial", spatial)]
             }
-            if let phi = featureExtractor {
-                let fs = phi.features(restored)
-                let (ft, ownNegatives) = noGrad { (phi.features(teacherOut!), phi.features(input)) }
-                let fi = gatherNegatives.map { ownNegatives.map($0) } ?? ownNegatives
-                let weights = options.contrastiveWeights ?? phi.defaultWeights
-                precondition(weights.count == fs.count, "contrastive weights: \(weights.count) for \(fs.count) layers of \(phi.summary)")
-                var cl: Tensor? = nil
-                for l in 0..<fs.count {
-                    let term = contrastiveLayerLoss(student: fs[l], teacher: ft[l], degraded: fi[l],
-                                                    form: options.contrastiveForm, tau: options.tau) * weights[l]
-                    cl = cl.map { $0 + term } ?? term
-                }
-                if let cl {
-                    total = total + cl * options.alpha3
-                    terms.append(("cl", cl.item))
-                }
+            if let contrastive {
+                total = total + contrastive.scaled
+                terms.append(("cl", contrastive.value))
             }
         }
         terms.append(("total", total.item))

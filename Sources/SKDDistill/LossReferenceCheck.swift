@@ -23,6 +23,23 @@ public enum LossReferenceCheck {
         return nil
     }
 
+    /// The form a wavelet reference file defines: its config's `form` (`squared`/`absolute`), else its
+    /// `definition` text (`mean|…|` is the absolute form; `mse`, `square` or `mean((…)^2)` the squared one).
+    ///
+    /// - Throws: `ReferenceCheckError.unknownKind` when neither says.
+    public static func waveletForm(_ file: SafeTensorsFile, config: [String: Any], name: String) throws -> WaveletForm {
+        if let text = config["form"] as? String {
+            guard let form = WaveletForm(rawValue: text.lowercased()) else {
+                throw ReferenceCheckError.unknownKind(file: name, detail: "unknown wavelet form '\(text)'")
+            }
+            return form
+        }
+        let definition = (file.metadata["definition"] ?? "").lowercased()
+        if definition.contains("mean|") { return .absolute }
+        if definition.contains("mse") || definition.contains("square") || definition.contains(")^2") || definition.contains(")**2") { return .squared }
+        throw ReferenceCheckError.unknownKind(file: name, detail: "the wavelet file states no form (config 'form' or a definition)")
+    }
+
     /// Recomputes a loss reference file and compares its stored losses (tolerance `lossTolerance`) and
     /// intermediate tensors and gradients (tolerance `tolerance`).
     public static func run(_ file: SafeTensorsFile, name: String, tolerance: Double = 1e-4,
@@ -92,7 +109,8 @@ public enum LossReferenceCheck {
             let student = try tensor("student").copy()
             student.requiresGrad = true
             let levels = config["levels"] as? Int ?? 4
-            let loss = waveletLoss(student: student, teacher: try tensor("teacher"), levels: levels)
+            let form = try waveletForm(file, config: config, name: name)
+            let loss = waveletLoss(student: student, teacher: try tensor("teacher"), levels: levels, form: form)
             try compare("loss_wave", loss, tol: lossTolerance)
             loss.backward()
             try compare("grad.student", student.grad ?? Tensor(zeros: student.shape), tol: tolerance)

@@ -98,15 +98,42 @@ public func haarLevel(_ x: Tensor) -> (low: Tensor, details: Tensor) {
     return (low, details)
 }
 
+/// How the wavelet loss compares the detail bands of one level.
+public enum WaveletForm: String, Codable, CaseIterable, Sendable {
+    /// The authors' form (wkd-datasets, `models/cycle_gan_model.py`, `optimize_parameters`):
+    /// `mse_loss(teacher_high[j], student_high[j])`, the mean of squares over all three detail bands.
+    case squared
+    /// The mean absolute difference over the three detail bands (SwiftSKD's earlier definition).
+    case absolute
+}
+
+/// Mean squared error over all elements (PyTorch's `MSELoss`, mean reduction).
+///
+/// - Parameters:
+///   - x: any shape.
+///   - y: the same shape as `x`.
+/// - Returns: a shape-`[]` tensor.
+public func mseLoss(_ x: Tensor, _ y: Tensor) -> Tensor {
+    precondition(x.shape == y.shape, "mseLoss: \(x.shape) vs \(y.shape)")
+    return (x - y).square().mean()
+}
+
 /// Wavelet knowledge distillation (Zhang et al., CVPR 2022):
-/// `Σ_j mean|details_j(S) − details_j(T)|` over `levels` Haar levels, recursing on LL.
+/// `Σ_{j=1..J} D(details_j(S), details_j(T))` over `levels` Haar levels, recursing on LL (the low band itself is
+/// unused), with `D` the mean of squares (`.squared`, the authors' code) or of absolute values (`.absolute`) over
+/// all three detail bands of level j.
+///
+/// The authors call `pytorch_wavelets.DWTForward(J, mode='zero', wave='haar')`; with the 2-tap Haar filters and
+/// sides divisible by 2^J (required here) zero padding adds no sample, so this transform is that one up to the
+/// sign of detail filters, which neither form sees.
 ///
 /// - Parameters:
 ///   - student: the student output `[B, C, H, W]`, H and W divisible by 2^levels.
 ///   - teacher: the teacher output, shaped like `student`.
 ///   - levels: J.
+///   - form: `.squared` (default) or `.absolute`.
 /// - Returns: a shape-`[]` tensor.
-public func waveletLoss(student: Tensor, teacher: Tensor, levels: Int = 4) -> Tensor {
+public func waveletLoss(student: Tensor, teacher: Tensor, levels: Int = 4, form: WaveletForm = .squared) -> Tensor {
     precondition(student.shape == teacher.shape, "waveletLoss: \(student.shape) vs \(teacher.shape)")
     precondition(student.shape[2] % (1 << levels) == 0 && student.shape[3] % (1 << levels) == 0,
                  "waveletLoss: \(levels) levels need H and W divisible by \(1 << levels), got \(student.shape)")
@@ -114,7 +141,7 @@ public func waveletLoss(student: Tensor, teacher: Tensor, levels: Int = 4) -> Te
     var total: Tensor? = nil
     for _ in 0..<levels {
         let (sl, sd) = haarLevel(s), (tl, td) = haarLevel(t)
-        let term = l1Loss(sd, td)
+        let term = form == .squared ? mseLoss(sd, td) : l1Loss(sd, td)
         total = total.map { $0 + term } ?? term
         s = sl; t = tl
     }

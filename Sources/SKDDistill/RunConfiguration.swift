@@ -189,6 +189,12 @@ public struct RunConfiguration: Equatable {
     public var vggWeights: String?
     /// Where φ of the contrastive loss comes from.
     public var contrastiveFeatures: ContrastiveFeatureSource = .auto
+    /// The student's initial weights (BasicSR's `pretrain_network_g`): a `.safetensors` file, checkpoint or run folder.
+    public var initWeights: String? = nil
+    /// Whether `initWeights` must fit the student exactly (missing, unexpected or mis-shaped keys are errors).
+    public var initStrict = true
+    /// Start the student from the teacher's tensors, each sliced to the student's shape (`StudentInitialization`).
+    public var initFromTeacher = false
     /// Schedule, batch, crop and bookkeeping.
     public var training = TrainingOptions()
     /// The method and its weights.
@@ -336,7 +342,11 @@ public struct RunConfiguration: Equatable {
         }
 
         if let network = try r.mapping(tree["network"], at: "network") {
-            try r.checkKeys(network, at: "network", allowed: ["student", "model", "teacher", "teacher_weights", "vgg_weights"])
+            try r.checkKeys(network, at: "network", allowed: ["student", "model", "teacher", "teacher_weights", "vgg_weights",
+                                                              "init_weights", "init_strict", "init_from_teacher"])
+            initWeights = try r.string(network["init_weights"], at: "network.init_weights")
+            if let v = try r.bool(network["init_strict"], at: "network.init_strict") { initStrict = v }
+            if let v = try r.bool(network["init_from_teacher"], at: "network.init_from_teacher") { initFromTeacher = v }
             if network["student"] != nil && network["model"] != nil {
                 throw r.error("network", "give either 'student' or 'model' (the same network), not both")
             }
@@ -347,7 +357,10 @@ public struct RunConfiguration: Equatable {
         }
 
         if let train = try r.mapping(tree["train"], at: "train") {
-            try r.checkKeys(train, at: "train", allowed: ["iterations", "lr", "min_lr", "weight_decay", "log_every", "checkpoint_every"])
+            try r.checkKeys(train, at: "train", allowed: ["iterations", "lr", "min_lr", "weight_decay", "log_every", "checkpoint_every", "budget"])
+            if let v = try r.string(train["budget"], at: "train.budget"), !["none", "null", ""].contains(v.lowercased()) {
+                do { training.budget = try TrainingBudget(parsing: v) } catch let e as RunConfigurationError { throw r.error("train.budget", e.message) }
+            }
             if let v = try r.int(train["iterations"], at: "train.iterations") { training.iterations = v }
             if let v = try r.float(train["lr"], at: "train.lr") { training.learningRate = v }
             if let v = try r.float(train["min_lr"], at: "train.min_lr") { training.minLearningRate = v }
@@ -367,7 +380,7 @@ public struct RunConfiguration: Equatable {
             try r.checkKeys(d, at: "distill", allowed: ["method", "taps", "sigma", "alpha1", "alpha2", "alpha3", "channel_branch",
                                                          "spatial_branch", "spatial_token_threshold", "spatial_tile_rows", "contrastive",
                                                          "contrastive_form", "contrastive_features", "contrastive_weights", "tau",
-                                                         "wave_lambda", "wave_levels", "output_kd_weight"])
+                                                         "wave_lambda", "wave_levels", "output_kd_weight", "wave_form", "fitnet_distance"])
             var o = distillation
             if let m = try r.string(d["method"], at: "distill.method") {
                 guard let method = DistillationMethod(rawValue: m.lowercased()) else {
@@ -404,6 +417,18 @@ public struct RunConfiguration: Equatable {
             if let v = try r.float(d["wave_lambda"], at: "distill.wave_lambda") { o.waveLambda = v }
             if let v = try r.int(d["wave_levels"], at: "distill.wave_levels") { o.waveLevels = v }
             if let v = try r.float(d["output_kd_weight"], at: "distill.output_kd_weight") { o.outputKDWeight = v }
+            if let v = try r.string(d["wave_form"], at: "distill.wave_form") {
+                guard let form = WaveletForm(rawValue: v.lowercased()) else {
+                    throw r.error("distill.wave_form", "unknown form '\(v)'; known: \(WaveletForm.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                o.waveForm = form
+            }
+            if let v = try r.string(d["fitnet_distance"], at: "distill.fitnet_distance") {
+                guard let distance = FitNetDistance(rawValue: v.lowercased()) else {
+                    throw r.error("distill.fitnet_distance", "unknown distance '\(v)'; known: \(FitNetDistance.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                o.fitnetDistance = distance
+            }
             distillation = o
         }
         if mode == .train { distillation.method = .none }
@@ -431,6 +456,8 @@ public struct RunConfiguration: Equatable {
         if let t = teacherNetwork { network["teacher"] = (try? t.dictionary()) ?? [:] }
         if let w = teacherWeights { network["teacher_weights"] = w }
         if let w = vggWeights { network["vgg_weights"] = w }
+        if let w = initWeights { network["init_weights"] = w; network["init_strict"] = initStrict }
+        if initFromTeacher { network["init_from_teacher"] = true }
 
         let o = distillation
         var distill: [String: Any] = [
@@ -440,6 +467,7 @@ public struct RunConfiguration: Equatable {
             "contrastive": o.contrastive, "contrastive_form": o.contrastiveForm.rawValue,
             "contrastive_features": contrastiveFeatures.rawValue, "tau": Double(o.tau), "wave_lambda": Double(o.waveLambda),
             "wave_levels": o.waveLevels, "output_kd_weight": Double(o.outputKDWeight),
+            "wave_form": o.waveForm.rawValue, "fitnet_distance": o.fitnetDistance.rawValue,
         ]
         if let taps = o.taps { distill["taps"] = taps }
         if let w = o.contrastiveWeights { distill["contrastive_weights"] = w.map(Double.init) }
@@ -447,9 +475,10 @@ public struct RunConfiguration: Equatable {
 
         var tree: [String: Any] = [
             "mode": mode.rawValue, "name": name, "seed": Int(seed), "datasets": datasets, "network": network,
-            "train": ["iterations": training.iterations, "lr": Double(training.learningRate), "min_lr": Double(training.minLearningRate),
-                      "weight_decay": Double(training.weightDecay), "log_every": training.logEvery,
-                      "checkpoint_every": training.checkpointEvery] as [String: Any],
+            "train": (["iterations": training.iterations, "lr": Double(training.learningRate), "min_lr": Double(training.minLearningRate),
+                       "weight_decay": Double(training.weightDecay), "log_every": training.logEvery,
+                       "checkpoint_every": training.checkpointEvery] as [String: Any])
+                .merging(training.budget.map { ["budget": $0.description] as [String: Any] } ?? [:]) { $1 },
             "val": ["every": training.validateEvery, "images": training.validationImages, "samples": training.samples] as [String: Any],
         ]
         if mode == .distill { tree["distill"] = distill }
@@ -617,6 +646,8 @@ public final class PreparedRun {
     public let teacherFile: URL?
     /// φ of the contrastive loss, when the method uses one.
     public let featureExtractor: ContrastiveFeatureExtractor?
+    /// How the student's initial weights were set, when not freshly initialised (a line for the user).
+    public internal(set) var initialization: String? = nil
 
     init(configuration: RunConfiguration, runDirectory: URL, training: any PairedImageSource, validation: (any PairedImageSource)?,
          student: any TappedModel & ModelStatistics, teacher: (any TappedModel & ModelStatistics)?, teacherFile: URL?,
@@ -753,6 +784,26 @@ extension RunConfiguration {
         }
         ParameterInit.seed(seed)
         let studentModel = studentSpec.makeModel()
+        var initialization: String? = nil
+        if initWeights != nil && initFromTeacher {
+            throw RunConfigurationError("give either network.init_weights (--init-weights) or network.init_from_teacher (--init-from-teacher), not both")
+        }
+        if let path = initWeights {
+            let weights = try ModelWeights.load(URL(fileURLWithPath: path), architecture: studentSpec)
+            initialization = try StudentInitialization.load(weights.tensors, into: studentModel, strict: initStrict, source: weights.file.path)
+        }
+        if initFromTeacher {
+            guard let path = teacherWeights else {
+                throw RunConfigurationError("network.init_from_teacher (--init-from-teacher) needs the teacher's weights: give --teacher WEIGHTS")
+            }
+            let weights = try ModelWeights.load(URL(fileURLWithPath: path), architecture: teacherNetwork)
+            guard weights.spec.architecture == studentSpec.architecture else {
+                throw RunConfigurationError("--init-from-teacher: teacher \(path) is a \(weights.spec.architecture), the student a \(studentSpec.architecture); slicing needs one family")
+            }
+            let sliced = try StudentInitialization.slicedFromTeacher(weights.tensors, student: studentModel.stateDict(), source: weights.file.path)
+            try studentModel.load(sliced, strict: true)
+            initialization = "student sliced from the teacher \(weights.file.path): every tensor's first channels, the first blocks of each level"
+        }
 
         // Crops must suit both networks.
         let multiple = [studentModel.sizeMultiple, teacher?.sizeMultiple ?? 1].max()!
@@ -765,13 +816,20 @@ extension RunConfiguration {
 
         // Taps and the contrastive feature space.
         var extractor: ContrastiveFeatureExtractor? = nil
-        if method == .skd, let teacher {
-            let taps = o.taps ?? DistillationTaps.defaults(for: teacher)
-            guard !taps.isEmpty else { throw RunConfigurationError("distill.taps is empty") }
-            for tap in taps where !teacher.tapNames.contains(tap) || !studentModel.tapNames.contains(tap) {
-                throw RunConfigurationError("unknown tap '\(tap)' for the \(studentSpec.architecture); known: \(teacher.tapNames.joined(separator: ", "))")
+        if [.skd, .fitnet, .dckd].contains(method), let teacher {
+            var known = teacher.tapNames
+            if method == .dckd {
+                guard let cascading = teacher as? CascadableTeacher else {
+                    throw RunConfigurationError("method dckd needs a teacher whose remaining blocks can run from a tap (restormer, drsformer), not a \(studentSpec.architecture)")
+                }
+                known = cascading.cascadeTaps
             }
-            if o.contrastive {
+            let taps = o.taps ?? (method == .dckd ? DistillationTaps.dckdDefaults : DistillationTaps.defaults(for: teacher))
+            guard !taps.isEmpty else { throw RunConfigurationError("distill.taps is empty") }
+            for tap in taps where !known.contains(tap) || !studentModel.tapNames.contains(tap) {
+                throw RunConfigurationError("unknown tap '\(tap)' for method \(method.rawValue) with the \(studentSpec.architecture); known: \(known.joined(separator: ", "))")
+            }
+            if method == .skd && o.contrastive {
                 var source = contrastiveFeatures
                 if source == .auto { source = vggWeights == nil ? .teacher : .vgg19 }
                 switch source {
@@ -825,8 +883,10 @@ extension RunConfiguration {
         if !resuming, CheckpointStore(runDirectory: directory).latest() != nil {
             throw RunConfigurationError("\(directory.path) already holds a run: continue it with --resume \(directory.path), or choose another --output")
         }
-        return PreparedRun(configuration: self, runDirectory: directory, training: training, validation: validation,
-                           student: studentModel, teacher: teacher, teacherFile: teacherFile, featureExtractor: extractor)
+        let prepared = PreparedRun(configuration: self, runDirectory: directory, training: training, validation: validation,
+                                   student: studentModel, teacher: teacher, teacherFile: teacherFile, featureExtractor: extractor)
+        prepared.initialization = initialization
+        return prepared
     }
 
     /// The options stored with a run's checkpoint, and the checkpoint itself.

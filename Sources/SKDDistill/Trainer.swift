@@ -37,6 +37,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var samples = 2
     /// Background decoding threads of the sampler.
     public var workers = 1
+    /// A wall-clock or image budget replacing `iterations` (see `TrainingBudget`); `nil`: `iterations` steps.
+    public var budget: TrainingBudget? = nil
 
     /// The paper's schedule: 1000 iterations of batch 8 at 128×128, Adam 2e-4 → 1e-6.
     public init() {}
@@ -74,6 +76,8 @@ public struct TrainingSummary {
     public var imagesPerSecond: Double
     /// The final checkpoint.
     public var checkpoint: URL
+    /// Training seconds of the whole run, across resumes (what a wall-clock budget counts).
+    public var trainingSeconds: Double = 0
 }
 
 /// Runs the optimisation of a `DistillationObjective` on a dataset.
@@ -111,17 +115,23 @@ public final class Trainer {
         let ranks = communicator.size, isWriter = communicator.rank == 0
         precondition(options.batchSize % ranks == 0, "Trainer: batch size \(options.batchSize) is not divisible by \(ranks) ranks")
         let say: (String) -> Void = isWriter ? report : { _ in }
+        if ranks > 1, case .seconds? = options.budget {
+            throw RunConfigurationError("a wall-clock budget cannot be shared by \(ranks) ranks' clocks; give an image budget")
+        }
         if isWriter { try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true) }
         let store = CheckpointStore(runDirectory: runDirectory)
         let optimizer = Adam(parameters: objective.trainableParameters, lr: options.learningRate, weightDecay: options.weightDecay)
-        let schedule = CosineAnnealingLR(baseLR: options.learningRate, tMax: options.iterations, etaMin: options.minLearningRate)
+        // A budget replaces `iterations`: an image budget is a step count, a wall-clock budget ends the run when spent.
+        let timeBudget: Double? = { if case .seconds(let s)? = options.budget { return s }; return nil }()
+        let end = options.budget?.iterations(batchSize: options.batchSize) ?? (timeBudget != nil ? Int.max : options.iterations)
+        let schedule = CosineAnnealingLR(baseLR: options.learningRate, tMax: end == Int.max ? 1 : end, etaMin: options.minLearningRate)
         var start = 0
         var samplerState: TrainingSampler.State? = nil
         var best: (psnr: Double, iteration: Int)? = nil
         var secondsBefore = 0.0
         let logURL = runDirectory.appendingPathComponent("log.jsonl")
-        func validationDue(_ done: Int) -> Bool {
-            validation != nil && options.validateEvery > 0 && done > 0 && (done % options.validateEvery == 0 || done == options.iterations)
+        func validationDue(_ done: Int, last: Bool) -> Bool {
+            validation != nil && options.validateEvery > 0 && done > 0 && (done % options.validateEvery == 0 || last)
         }
         var pendingValidation = false
         if let resume {
@@ -135,7 +145,7 @@ public final class Trainer {
             // The checkpoint due at a validation's iteration is written before it: a validation logged after the
             // checkpoint counts for the best weights (saved before its line), a missing one runs now.
             for v in kept?.validations ?? [] where best == nil || v.psnr > best!.psnr { best = (v.psnr, v.iteration) }
-            pendingValidation = isWriter && validationDue(start) && !(kept?.validations.contains { $0.iteration == start } ?? false)
+            pendingValidation = isWriter && validationDue(start, last: start == end) && !(kept?.validations.contains { $0.iteration == start } ?? false)
             say("resumed from \(resume.path) at iteration \(start)")
         }
         let parallel = DataParallelSync(communicator: communicator, parameters: objective.trainableParameters)
@@ -149,7 +159,7 @@ public final class Trainer {
         let log = isWriter ? try JSONLWriter(logURL, append: resume != nil) : nil
         let stop = StopSignal()
         defer { stop.uninstall() }
-        let progress = ProgressLine(total: options.iterations, imagesPerIteration: options.batchSize, report: say)
+        let progress = ProgressLine(total: end == Int.max ? start + 1 : end, imagesPerIteration: options.batchSize, report: say)
         var stopAgreed = false
 
         var lastCheckpoint = resume
@@ -182,12 +192,15 @@ public final class Trainer {
         objective.student.train()
         var lastTerms: [String: Float] = [:]
         var skippedBatches = 0, failedInARow = 0
-        for iteration in start..<options.iterations {
+        var completed = start
+        for iteration in start..<end {
             if (ranks == 1 ? stop.requested : stopAgreed) || stopAfter.map({ iteration >= $0 }) == true {
                 throw TrainingError.interrupted(iteration: iteration, checkpoint: try checkpoint(iteration))
             }
             var began = DispatchTime.now()
-            optimizer.lr = schedule.lr(at: iteration)
+            optimizer.lr = timeBudget.map {
+                TrainingBudget.cosineLR(base: options.learningRate, etaMin: options.minLearningRate, fraction: (secondsBefore + trainSeconds) / $0)
+            } ?? schedule.lr(at: iteration)
             var next: TrainingBatch? = nil
             while next == nil {
                 // Waiting for a slow batch stays interruptible (one process; under MPI the ranks agree on a stop
@@ -226,9 +239,19 @@ public final class Trainer {
             lastTerms = Dictionary(terms.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
 
             let done = iteration + 1
-            if done == 1 || done % max(1, options.logEvery) == 0 || done == options.iterations {
-                var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": secondsBefore + trainSeconds]
+            completed = done
+            let spent = secondsBefore + trainSeconds
+            let last = done == end || timeBudget.map { spent >= $0 } == true
+            if let timeBudget, !last { progress.total = done + Int((timeBudget - spent) / max(trainSeconds / Double(done - start), 1e-9)) + 1 }
+            if last { progress.total = done }
+            if done == 1 || done % max(1, options.logEvery) == 0 || last {
+                var entry: [String: Any] = ["iter": done, "lr": Double(optimizer.lr), "seconds": spent]
                 for (name, value) in terms { entry[name] = Double(value) }
+                if let budget = options.budget {
+                    entry["budget"] = budget.description
+                    entry["budget_used"] = timeBudget.map { spent / $0 } ?? Double(done) / Double(end)
+                    entry["train_seconds"] = spent
+                }
                 try StopSignal.whileWriting { try log?.write(entry) }
             }
             if isWriter { progress.update(done, terms: terms, secondsPerIteration: trainSeconds / Double(done - start)) }
@@ -236,17 +259,24 @@ public final class Trainer {
             // A checkpoint due at this iteration comes before its validation, so a validation that fails loses
             // nothing (the last one is written after the loop, with the final best).
             let checkpointDue = options.checkpointEvery > 0 && done % options.checkpointEvery == 0
-            if (checkpointDue && done < options.iterations) || (done == options.iterations && validationDue(done)) {
+            if (checkpointDue && !last) || (last && validationDue(done, last: true)) {
                 _ = try checkpoint(done)
             }
-            if validationDue(done) { try runValidation(done) }
+            if validationDue(done, last: last) { try runValidation(done) }
+            if last { break }
         }
         progress.finishLine()
-        if let line = parallel.summary(secondsPerStep: trainSeconds / Double(max(1, options.iterations - start))) { say(line) }
+        if let line = parallel.summary(secondsPerStep: trainSeconds / Double(max(1, completed - start))) { say(line) }
         if skippedBatches > 0 { say("skd: warning: \(skippedBatches) batch(es) skipped for unreadable images") }
-        let final = try checkpoint(options.iterations)
-        return TrainingSummary(iterations: options.iterations, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
-                               imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final)
+        if let budget = options.budget {
+            let spent = secondsBefore + trainSeconds
+            say(String(format: "budget %@: %d iterations, %d images, %.1f s of training", budget.description, completed,
+                       completed * options.batchSize, spent))
+        }
+        let final = try checkpoint(completed)
+        return TrainingSummary(iterations: completed, lastTerms: lastTerms, bestPSNR: best?.psnr, bestIteration: best?.iteration,
+                               imagesPerSecond: Double(trainedImages) / max(trainSeconds, 1e-9), checkpoint: final,
+                               trainingSeconds: secondsBefore + trainSeconds)
     }
 
     /// Mean PSNR/SSIM (RGB) of the student over the validation set; writes sample restorations.
@@ -375,7 +405,7 @@ final class StopSignal {
 
 /// A progress bar on a terminal (redrawn in place), plain lines every few seconds otherwise.
 final class ProgressLine {
-    let total: Int
+    var total: Int
     let imagesPerIteration: Int
     let report: (String) -> Void
     let isTerminal = isatty(fileno(stderr)) != 0

@@ -20,9 +20,12 @@ struct EvaluationRow: Codable {
     /// Mean wall time of one whole-image restoration, milliseconds.
     var msPerImage: Double?
     var images: Int
+    /// Training seconds of the run the weights come from (`TrainingTime.seconds(forWeights:)`); nil when unknown.
+    var trainingSeconds: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case model, psnr, ssim, psnrY = "psnr_y", ssimY = "ssim_y", parameters, gmacs, msPerImage = "ms_per_image", images
+        case trainingSeconds = "training_seconds"
     }
 }
 
@@ -102,17 +105,19 @@ enum Evaluation {
             rows.append(EvaluationRow(model: named.label, psnr: s[0] / n, ssim: s[1] / n, psnrY: s[2] / n, ssimY: s[3] / n,
                                       parameters: named.model.parameterCount,
                                       gmacs: gmacs[m],
-                                      msPerImage: s[4] / n, images: measured))
+                                      msPerImage: s[4] / n, images: measured,
+                                      trainingSeconds: TrainingTime.seconds(forWeights: named.file)))
         }
         return rows
     }
 
     /// The rows as the terminal table.
     static func table(_ rows: [EvaluationRow], macsSize: Int) -> String {
-        var table = TextTable(header: ["model", "PSNR", "SSIM", "PSNR-Y", "SSIM-Y", "params (M)", "GMACs@\(macsSize)", "ms/image"])
+        var table = TextTable(header: ["model", "PSNR", "SSIM", "PSNR-Y", "SSIM-Y", "params (M)", "GMACs@\(macsSize)", "ms/image", "train s"])
         for r in rows {
             table.rows.append([r.model, formatted(r.psnr, 2), formatted(r.ssim, 4), formatted(r.psnrY, 2), formatted(r.ssimY, 4),
-                               formatted(r.parameters.map { Double($0) / 1e6 }, 3), formatted(r.gmacs, 2), formatted(r.msPerImage, 1)])
+                               formatted(r.parameters.map { Double($0) / 1e6 }, 3), formatted(r.gmacs, 2), formatted(r.msPerImage, 1),
+                               formatted(r.trainingSeconds, 1)])
         }
         return table.render()
     }
@@ -124,11 +129,12 @@ enum Evaluation {
     }
 
     static func writeCSV(_ rows: [EvaluationRow], to url: URL) throws {
-        var lines = ["model,psnr,ssim,psnr_y,ssim_y,parameters,gmacs,ms_per_image,images"]
+        var lines = ["model,psnr,ssim,psnr_y,ssim_y,parameters,gmacs,ms_per_image,images,training_seconds"]
         for r in rows {
             let name = r.model.contains(",") || r.model.contains("\"") ? "\"" + r.model.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : r.model
             lines.append([name, String(r.psnr), String(r.ssim), String(r.psnrY), String(r.ssimY), r.parameters.map(String.init) ?? "",
-                          r.gmacs.map { String($0) } ?? "", r.msPerImage.map { String($0) } ?? "", String(r.images)].joined(separator: ","))
+                          r.gmacs.map { String($0) } ?? "", r.msPerImage.map { String($0) } ?? "", String(r.images),
+                          r.trainingSeconds.map { String($0) } ?? ""].joined(separator: ","))
         }
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url, options: .atomic)
     }

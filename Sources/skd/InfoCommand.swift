@@ -13,7 +13,7 @@ struct InfoCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Preset names, weights files, checkpoint or run folders.", valueName: "model"))
     var models: [String] = []
 
-    @Flag(help: "Print the CPU, its vector features, the BLAS library and the kernels in use, and warn when they are below the CPU.")
+    @Flag(help: "Print the CPU, its vector features, the BLAS library and the kernels in use, and warn when they are below the CPU. (default: off)")
     var system = false
 
     @Option(help: ArgumentHelp("Height of the input GMACs are counted for.", valueName: "pixels"))

@@ -116,6 +116,9 @@ final class RunSession {
             if batch % size != 0 {
                 throw RunConfigurationError("datasets.train.batch_size \(batch) is not divisible by the \(size) MPI ranks (the batch size is the global batch, split evenly over the ranks)")
             }
+            if case .seconds? = configuration.training.budget {
+                throw RunConfigurationError("train.budget \(configuration.training.budget!.description) is a wall-clock budget, which the \(size) MPI ranks' clocks cannot share; give an image budget (e.g. 50000img)")
+            }
         }
         try requireSame(configuration.jsonString()) { mine, reference in
             "its options differ from rank 0's (\(RunSession.firstDifference(mine, reference))); every rank must run the same command"

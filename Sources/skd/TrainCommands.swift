@@ -52,6 +52,9 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Optimizer steps [train.iterations]. (default: \(defaults.iterations))", valueName: "n"))
     var iterations: Int?
 
+    @Option(help: ArgumentHelp("A budget replacing --iterations [train.budget]: training wall clock (90s, 30m, 2h, 1.5h) or training images (50000img, 50kimg); the cosine schedule reaches --min-lr at the budget. (default: none, --iterations steps)", valueName: "budget"))
+    var budget: String?
+
     @Option(help: ArgumentHelp("Adam's initial learning rate, cosine-annealed to --min-lr over the run [train.lr]. (default: \(defaults.learningRate))", valueName: "rate"))
     var lr: Double?
 
@@ -76,6 +79,12 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Sample restorations saved as PNG at each validation [val.samples]. (default: \(defaults.samples))", valueName: "n"))
     var samples: Int?
 
+    @Option(help: ArgumentHelp("Start the network from these weights [network.init_weights] (BasicSR's pretrain_network_g): a .safetensors file, checkpoint or run folder. (default: none, fresh initialisation)", valueName: "file"))
+    var initWeights: String?
+
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("--init-weights must fit exactly; --no-init-strict loads what fits and names missing, unexpected and mis-shaped keys [network.init_strict]. (default: strict)"))
+    var initStrict: Bool?
+
     @Option(help: ArgumentHelp("Continue an interrupted run from its folder (latest checkpoint) or a checkpoint folder, with its stored options; reproduces the uninterrupted run's losses. (default: none, a new run)", valueName: "folder"))
     var resume: String?
 
@@ -97,9 +106,10 @@ struct RunFlags: ParsableArguments {
         add("datasets.train.layout", trainLayout)
         add("datasets.val.root", valData); add("datasets.val.degradation", valDegradation)
         add("datasets.train.patch_size", patchSize); add("datasets.train.batch_size", batchSize); add("datasets.train.workers", workers)
-        add("train.iterations", iterations); add("train.lr", lr); add("train.min_lr", minLr); add("train.weight_decay", weightDecay)
+        add("train.iterations", iterations); add("train.budget", budget); add("train.lr", lr); add("train.min_lr", minLr); add("train.weight_decay", weightDecay)
         add("train.log_every", logEvery); add("train.checkpoint_every", checkpointEvery)
         add("val.every", valEvery); add("val.images", valImages); add("val.samples", samples)
+        add("network.init_weights", initWeights); add("network.init_strict", initStrict)
         add(modelKey, model)
         return out
     }
@@ -113,7 +123,7 @@ struct DistillFlags: ParsableArguments {
     @Option(help: ArgumentHelp("The teacher's architecture when its weights file names none [network.teacher], e.g. restormer. (default: the one the file names)", valueName: "preset"))
     var teacherPreset: String?
 
-    @Option(help: ArgumentHelp("The method [distill.method]: skd, wave, output-kd, none. (default: \(distillDefaults.method.rawValue))", valueName: "method"))
+    @Option(help: ArgumentHelp("The method [distill.method]: skd, wave, output-kd, fitnet, dckd, none. (default: \(distillDefaults.method.rawValue))", valueName: "method"))
     var method: String?
 
     @Option(help: ArgumentHelp("Feature taps, comma-separated [distill.taps]. (default: the family's list: 7 for Restormer/DRSformer, 9 for Uformer)", valueName: "names"))
@@ -165,9 +175,20 @@ struct DistillFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Weight of L1 to the teacher's output for output-kd [distill.output_kd_weight]. (default: \(distillDefaults.outputKDWeight))", valueName: "w"))
     var outputKdWeight: Double?
 
+    @Flag(help: ArgumentHelp("Start the student from the teacher's tensors, each sliced to the student's shape: first channels, first blocks of each level [network.init_from_teacher]. (default: off)"))
+    var initFromTeacher = false
+
+    @Option(help: ArgumentHelp("The wavelet loss's per-level distance [distill.wave_form]: squared (the authors' mse_loss), absolute. (default: \(distillDefaults.waveForm.rawValue))", valueName: "form"))
+    var waveForm: String?
+
+    @Option(help: ArgumentHelp("The feature distance of --method fitnet [distill.fitnet_distance]: l2, l1. (default: \(distillDefaults.fitnetDistance.rawValue))", valueName: "distance"))
+    var fitnetDistance: String?
+
     func assignments() -> [(String, Any)] {
         var out: [(String, Any)] = []
         func add(_ key: String, _ value: Any?) { if let value { out.append((key, value)) } }
+        add("distill.wave_form", waveForm); add("distill.fitnet_distance", fitnetDistance)
+        if initFromTeacher { add("network.init_from_teacher", true) }
         add("network.teacher_weights", teacher); add("network.teacher", teacherPreset); add("network.vgg_weights", vggWeights)
         add("distill.method", method); add("distill.taps", taps); add("distill.sigma", sigma); add("distill.alpha1", alpha1)
         add("distill.alpha2", alpha2); add("distill.alpha3", alpha3); add("distill.tau", tau)
@@ -243,6 +264,7 @@ enum RunDriver {
                               Double(teacher.parameterCount) / 1e6, file.path, c.distillation.method.rawValue,
                               prepared.featureExtractor.map { "; contrastive φ: \($0.summary)" } ?? ""))
         }
+        if let initialization = prepared.initialization { printError("initial weights: \(initialization)") }
         // Under MPI the other ranks are already waiting in the first collective: a failure here ends the job.
         try session.training {
             try FileManager.default.createDirectory(at: prepared.runDirectory, withIntermediateDirectories: true)
@@ -299,7 +321,7 @@ struct TrainCommand: ParsableCommand {
 struct DistillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distill",
-        abstract: "Distil a trained teacher into a student of the same family (skd, wave, output-kd or none).",
+        abstract: "Distil a trained teacher into a student of the same family (skd, wave, output-kd, fitnet, dckd or none).",
         discussion: "Ablations of Table III: --no-channel-branch, --no-spatial-branch, --no-contrastive, --method.")
 
     @Option(help: ArgumentHelp("The student [network.student]: \(ModelSpec.presetNames.joined(separator: ", ")); adjust it with --set network.student.dim=8. (required, here or in the options file)", valueName: "preset"))

@@ -113,7 +113,9 @@ final class TrainerTests: XCTestCase {
     }
 
     func testEveryMethodTrainsAndValidates() throws {
-        for method in DistillationMethod.allCases {
+        // dckd needs a teacher whose remaining blocks can run from a tap (Restormer, DRSformer): BaselineTests
+        // trains it with a Restormer pair.
+        for method in DistillationMethod.allCases where method != .dckd {
             let dir = try temporaryDirectory()
             let trainer = makeTrainer(method: method, iterations: 4, directory: dir)
             let summary = try trainer.run()
