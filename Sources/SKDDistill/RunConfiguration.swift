@@ -543,9 +543,13 @@ public struct ModelWeights {
     /// description `{"arch": ...}` or a run's options), a checkpoint folder (`state.json` + `model.safetensors`),
     /// or a run folder (`best.safetensors`, else the latest checkpoint).
     ///
-    /// - Parameter architecture: used when the file names no architecture (e.g. converted official weights).
+    /// - Parameters:
+    ///   - architecture: used when the file names no architecture (e.g. converted official weights); when the file
+    ///     names one, the two must agree unless `onlyAsFallback`.
+    ///   - onlyAsFallback: `architecture` is only the default for files that name none (initial weights, which may
+    ///     come from another configuration of the family and are loaded by name and shape).
     /// - Throws: `RunConfigurationError` naming the path.
-    public static func load(_ url: URL, architecture: ModelSpec? = nil) throws -> ModelWeights {
+    public static func load(_ url: URL, architecture: ModelSpec? = nil, onlyAsFallback: Bool = false) throws -> ModelWeights {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
@@ -554,17 +558,19 @@ public struct ModelWeights {
         if isDirectory.boolValue {
             let best = url.appendingPathComponent("best.safetensors")
             if fm.fileExists(atPath: url.appendingPathComponent("state.json").path) {
-                return try loadCheckpoint(url, architecture: architecture)
+                return try loadCheckpoint(url, architecture: architecture, onlyAsFallback: onlyAsFallback)
             }
-            if fm.fileExists(atPath: best.path) { return try load(best, architecture: architecture) }
-            if let latest = CheckpointStore(runDirectory: url).latest() { return try loadCheckpoint(latest, architecture: architecture) }
+            if fm.fileExists(atPath: best.path) { return try load(best, architecture: architecture, onlyAsFallback: onlyAsFallback) }
+            if let latest = CheckpointStore(runDirectory: url).latest() {
+                return try loadCheckpoint(latest, architecture: architecture, onlyAsFallback: onlyAsFallback)
+            }
             throw RunConfigurationError("\(url.path): a folder without weights (expected best.safetensors, checkpoints/latest or a checkpoint's state.json)")
         }
         let file: SafeTensorsFile
         do { file = try SafeTensors.read(url) } catch { throw RunConfigurationError("\(error)") }
         var spec = architecture
         if let config = file.metadata["config"], let named = try architectureDescribed(by: config, source: url.path) {
-            try checkAgreement(named, given: architecture, file: url)
+            if !onlyAsFallback { try checkAgreement(named, given: architecture, file: url) }
             spec = named
         }
         guard let spec else {
@@ -575,14 +581,14 @@ public struct ModelWeights {
         return ModelWeights(spec: spec, tensors: tensors, file: url)
     }
 
-    static func loadCheckpoint(_ folder: URL, architecture: ModelSpec?) throws -> ModelWeights {
+    static func loadCheckpoint(_ folder: URL, architecture: ModelSpec?, onlyAsFallback: Bool = false) throws -> ModelWeights {
         let stateURL = folder.appendingPathComponent("state.json")
         let state: CheckpointState
         do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
             throw RunConfigurationError("\(stateURL.path): not a SwiftSKD checkpoint state (\(ErrorText.describe(error)))")
         }
         let named = try architectureDescribed(by: state.config, source: stateURL.path)
-        if let named { try checkAgreement(named, given: architecture, file: stateURL) }
+        if let named, !onlyAsFallback { try checkAgreement(named, given: architecture, file: stateURL) }
         guard let spec = named ?? architecture else { throw RunConfigurationError("\(stateURL.path): the stored configuration names no network") }
         let modelURL = folder.appendingPathComponent("model.safetensors")
         let file: SafeTensorsFile
@@ -789,7 +795,7 @@ extension RunConfiguration {
             throw RunConfigurationError("give either network.init_weights (--init-weights) or network.init_from_teacher (--init-from-teacher), not both")
         }
         if let path = initWeights {
-            let weights = try ModelWeights.load(URL(fileURLWithPath: path), architecture: studentSpec)
+            let weights = try ModelWeights.load(URL(fileURLWithPath: path), architecture: studentSpec, onlyAsFallback: true)
             initialization = try StudentInitialization.load(weights.tensors, into: studentModel, strict: initStrict, source: weights.file.path)
         }
         if initFromTeacher {

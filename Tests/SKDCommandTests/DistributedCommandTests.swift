@@ -340,7 +340,9 @@ final class DistributedCommandTests: XCTestCase {
         let whole = f.dir.appendingPathComponent("whole.png")
         try photo(24, seed: 3).write(to: whole)
         try Data(try Data(contentsOf: whole).prefix(120)).write(to: data.appendingPathComponent("p3.png"))
-        let broken = distill((f.dir, data, f.teacher), method: "none", output: f.dir.appendingPathComponent("broken-run"), iterations: 20)
+        // --skip-preflight: the pre-flight decode would name the file before any work; this tests the failure mid-run.
+        let broken = distill((f.dir, data, f.teacher), method: "none", output: f.dir.appendingPathComponent("broken-run"),
+                             iterations: 20) + ["--skip-preflight"]
         let r = finish(try mpi(2, broken, quiet: false), timeout: 60)
         let status = try XCTUnwrap(r.status, "the job outlived a failed rank by 60 s: \(r.stderr)")
         XCTAssertNotEqual(status, 0, r.stderr)
