@@ -24,58 +24,22 @@ final class CommandLineTests: XCTestCase {
         return candidates.map { $0.appendingPathComponent("skd") }.first { fm.isExecutableFile(atPath: $0.path) }
     }()
 
-    private func skd() throws -> URL {
-        guard let url = CommandLineTests.executable else {
-            XCTFail("the skd executable is not next to the tests; build it with `swift build --build-tests`")
-            throw XCTSkip("no skd executable")
-        }
-        return url
-    }
-
     /// Runs `skd arguments` to completion.
     @discardableResult
     private func run(_ arguments: [String], in directory: URL? = nil) throws -> CommandResult {
-        let process = try start(arguments, in: directory)
-        let out = process.standardOutput as! Pipe, err = process.standardError as! Pipe
-        // Read before waiting, so a full pipe never blocks the child.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        let outData = outBox.data
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+        try SKDProcess.run(arguments, in: directory)
     }
 
     private func start(_ arguments: [String], in directory: URL? = nil) throws -> Process {
-        let process = Process()
-        process.executableURL = try skd()
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        try process.run()
-        return process
+        try SKDProcess.start(arguments, in: directory)
     }
 
     private func temporaryDirectory() throws -> URL { try makeTemporaryDirectory(prefix: "skd-cli") }
 
-    private func photo(_ width: Int, _ height: Int, seed: Int = 0) -> Image {
-        var bytes = [UInt8](repeating: 0, count: width * height * 3)
-        for y in 0..<height { for x in 0..<width { for c in 0..<3 {
-            bytes[(y * width + x) * 3 + c] = UInt8((x * 9 + y * 5 + c * 70 + seed * 23 + (x * y) % 13) % 256)
-        } } }
-        return Image(width: width, height: height, channels: 3, bytes: bytes)
-    }
+    private func photo(_ width: Int, _ height: Int, seed: Int = 0) -> Image { Fixtures.photo(width, height, seed: seed) }
 
     private func cleanFolder(_ root: URL, count: Int, width: Int = 24, height: Int = 24) throws -> URL {
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        for i in 0..<count { try photo(width, height, seed: i).write(to: root.appendingPathComponent("p\(i).png")) }
-        return root
+        try Fixtures.cleanFolder(root, count: count, width: width, height: height)
     }
 
     /// Options of a tiny Restormer training run on `data`.
