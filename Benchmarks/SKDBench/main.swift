@@ -3,7 +3,7 @@
 // rate of the same run, which makes figures comparable across machines.
 //
 //   swift run -c release skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S]
-//                                  [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--band-kib N] [--list]
+//                                  [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--band-kib N] [--ffn-band-kib N] [--list]
 //                                  [--peers DIR] [--peer-rounds N] [--no-peers]
 //
 // A benchmark runs when its name contains any FILTER (case-insensitive), or always when no filter is given.
@@ -31,6 +31,7 @@ func usage() -> Never {
       --train-batch N  the batch of the training-step benchmarks (default 8)
       --skd-batch N    the batch of the full-SKD training step (default 8; about 12 GB)
       --band-kib N     the row-band budget of the Restormer/DRSformer inference paths (inferenceBandBytes)
+      --ffn-band-kib N the row-band budget of the DRSformer MSFN and Uformer LeFF inference paths (feedForwardBandBytes)
       --list       print the benchmark names and exit
       --peers DIR  also time ONNX Runtime on the official networks in DIR (ort_time.py and the .onnx files),
                    interleaved round by round with SwiftSKD's 512x512 inference (default: $SKD_PEERS_DIR or
@@ -71,6 +72,10 @@ while let arg = arguments.popFirst() {
         guard let n = Int(value()), n >= 1 else { usage() }
         RestormerTransformerBlock.inferenceBandBytes = n << 10
         DRSformerTransformerBlock.inferenceBandBytes = n << 10
+    case "--ffn-band-kib":
+        guard let n = Int(value()), n >= 1 else { usage() }
+        DRSformerTransformerBlock.feedForwardBandBytes = n << 10
+        UformerLeWinBlock.feedForwardBandBytes = n << 10
     case "--list": listOnly = true
     case "--peers": peersDirectory = value()
     case "--peer-rounds": guard let n = Int(value()), n >= 1 else { usage() }; peerRounds = n

@@ -99,11 +99,11 @@ extension DRSformerFeedForward {
             out.pointer.update(from: y.pointer, count: y.count)
         }
         let rows = Tensor(uninitialized: [1, dim, maxRows, width])
-        let projected = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
-        let first = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
-        let second = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
-        let mixed = UnsafeMutablePointer<Float>.allocate(capacity: c2 * bandPlane)
-        defer { projected.deallocate(); first.deallocate(); second.deallocate(); mixed.deallocate() }
+        // Band buffers from the tensor-buffer cache: the next block's call reuses them without page faults.
+        let buffers = (0..<4).map { _ in Tensor(uninitialized: [c2 * bandPlane]) }
+        let projected = buffers[0].pointer, first = buffers[1].pointer, second = buffers[2].pointer
+        let mixed = buffers[3].pointer
+        defer { withExtendedLifetime(buffers) {} }
         let w3 = dwconv3x3.weight.pointer, w5 = dwconv5x5.weight.pointer
         let b3 = dwconv3x3.bias?.pointer, b5 = dwconv5x5.bias?.pointer
         for image in 0..<batch {
