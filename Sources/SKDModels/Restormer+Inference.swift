@@ -84,40 +84,18 @@ struct BandedNormPointwiseDepthwise {
     }
 
     /// Restormer's channel LayerNorm of `pixels` consecutive pixels (channel planes `sourceStride` apart) into
-    /// `normed` (`[channels, pixels]`), with the arithmetic of `Tensor.layerNormChannels`.
+    /// `normed` (`[channels, pixels]`): the C kernel of `Tensor.layerNormChannels`, in blocks across cores.
     private func layerNorm(_ x: UnsafePointer<Float>, sourceStride: Int, pixels: Int) {
-        let c = channels, invC = 1 / Float(c), dst = normed
-        let wp = normWeight, bp = normBias, eps = eps
+        let c = channels, dst = normed, wp = normWeight, bp = normBias, eps = eps
         let block = 256
         Parallel.forEach((pixels + block - 1) / block, cost: 3 * c * block) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { scratch in
                 let mu = scratch.baseAddress!, rs = mu + block
                 for b in range {
                     let p0 = b * block, len = Swift.min(block, pixels - p0)
-                    let x0 = x + p0, y0 = dst + p0
-                    rs.update(repeating: 0, count: len)
-                    for ch in 1..<c {
-                        let xc = x0 + ch * sourceStride
-                        for j in 0..<len { rs[j] += xc[j] - x0[j] }
-                    }
-                    for j in 0..<len { mu[j] = x0[j] + rs[j] * invC }
-                    rs.update(repeating: 0, count: len)
-                    for ch in 0..<c {
-                        let xc = x0 + ch * sourceStride
-                        for j in 0..<len { let d = xc[j] - mu[j]; rs[j] += d * d }
-                    }
-                    for j in 0..<len { rs[j] = 1 / (rs[j] * invC + eps).squareRoot() }
-                    if let bp {
-                        for ch in 0..<c {
-                            let xc = x0 + ch * sourceStride, yc = y0 + ch * pixels, w = wp[ch], bv = bp[ch]
-                            for j in 0..<len { yc[j] = (xc[j] - mu[j]) * rs[j] * w + bv }
-                        }
-                    } else {
-                        for ch in 0..<c {
-                            let xc = x0 + ch * sourceStride, yc = y0 + ch * pixels, w = wp[ch]
-                            for j in 0..<len { yc[j] = xc[j] * (rs[j] * w) }
-                        }
-                    }
+                    VectorRows.layerNormChannels(x + p0, xStride: sourceStride, dst + p0, yStride: pixels,
+                                                 weight: wp, bias: bp, channels: c, count: len, eps: eps,
+                                                 mean: mu, rstd: rs)
                 }
             }
         }
@@ -133,8 +111,9 @@ struct BandedNormPointwiseDepthwise {
         for ki in 0..<3 {
             let ih = oh - 1 + ki
             if ih < 0 || ih >= height { continue }
-            // AVX2 + FMA where available (VectorRows), the same sum otherwise.
-            VectorRows.depthwise3Accumulate(row, plane + (ih - base) * w, k[ki * 3], k[ki * 3 + 1], k[ki * 3 + 2], count: w)
+            // The row kernel of conv2d's depthwise path (C, AVX2 / AVX-512 where available).
+            VectorRows.depthwiseRow(row, outCount: w, plane + (ih - base) * w, inCount: w, weights: k + ki * 3,
+                                    kernel: 3, padding: 1)
         }
     }
 }
