@@ -36,6 +36,7 @@ typedef int32_t skd_v16i __attribute__((vector_size(64), aligned(4), may_alias))
 
 SKD_INLINE skd_v16 v_load(const float *p) { return *(const skd_v16 *)p; }
 SKD_INLINE skd_v16 v_splat(float x) { return (skd_v16){0} + x; }
+SKD_INLINE void v_store(float *p, skd_v16 v) { *(skd_v16 *)p = v; }
 
 /// The first n (< 16) values of p, the other lanes `fill`.
 SKD_INLINE skd_v16 v_load_tail(const float *p, ptrdiff_t n, float fill) {
@@ -253,6 +254,39 @@ SKD_INLINE void depthwise_edge(float *out, ptrdiff_t i, const float *src, ptrdif
     out[i] += acc;
 }
 
+/// o[i] += w0·s[i] + w1·s[i+1] + w2·s[i+2] for i in [0, m), 16 lanes at a time; the last < 16 columns go through
+/// zero-padded copies with the same vector arithmetic (a scalar epilogue would cost as much as the row at W ≈ 128).
+SKD_INLINE void depthwise_interior3(float *restrict o, const float *restrict s, ptrdiff_t m, const float *restrict w) {
+    const skd_v16 w0 = v_splat(w[0]), w1 = v_splat(w[1]), w2 = v_splat(w[2]);
+    ptrdiff_t i = 0;
+    for (; i + SKD_LANES <= m; i += SKD_LANES)
+        v_store(o + i, v_load(o + i) + (w0 * v_load(s + i) + w1 * v_load(s + i + 1) + w2 * v_load(s + i + 2)));
+    const ptrdiff_t r = m - i;
+    if (r <= 0) return;
+    float ob[SKD_LANES] = {0}, sb[SKD_LANES + 2] = {0};
+    memcpy(ob, o + i, (size_t)r * sizeof(float));
+    memcpy(sb, s + i, (size_t)(r + 2) * sizeof(float));
+    v_store(ob, v_load(ob) + (w0 * v_load(sb) + w1 * v_load(sb + 1) + w2 * v_load(sb + 2)));
+    memcpy(o + i, ob, (size_t)r * sizeof(float));
+}
+
+/// The 5-tap form of depthwise_interior3.
+SKD_INLINE void depthwise_interior5(float *restrict o, const float *restrict s, ptrdiff_t m, const float *restrict w) {
+    const skd_v16 w0 = v_splat(w[0]), w1 = v_splat(w[1]), w2 = v_splat(w[2]), w3 = v_splat(w[3]), w4 = v_splat(w[4]);
+    ptrdiff_t i = 0;
+    for (; i + SKD_LANES <= m; i += SKD_LANES)
+        v_store(o + i, v_load(o + i) + (w0 * v_load(s + i) + w1 * v_load(s + i + 1) + w2 * v_load(s + i + 2)
+                                        + w3 * v_load(s + i + 3) + w4 * v_load(s + i + 4)));
+    const ptrdiff_t r = m - i;
+    if (r <= 0) return;
+    float ob[SKD_LANES] = {0}, sb[SKD_LANES + 4] = {0};
+    memcpy(ob, o + i, (size_t)r * sizeof(float));
+    memcpy(sb, s + i, (size_t)(r + 4) * sizeof(float));
+    v_store(ob, v_load(ob) + (w0 * v_load(sb) + w1 * v_load(sb + 1) + w2 * v_load(sb + 2) + w3 * v_load(sb + 3)
+                              + w4 * v_load(sb + 4)));
+    memcpy(o + i, ob, (size_t)r * sizeof(float));
+}
+
 SKD_INLINE void depthwise_row_body(float *restrict out, ptrdiff_t wo, const float *restrict src, ptrdiff_t wi,
                                    const float *restrict w, ptrdiff_t k, ptrdiff_t pad) {
     // Interior [lo, hi): every tap reads inside the row.
@@ -266,14 +300,9 @@ SKD_INLINE void depthwise_row_body(float *restrict out, ptrdiff_t wo, const floa
     const float *s = src + (lo - pad);   // s[i − lo + kj] = src[i + kj − pad]
     float *o = out + lo;
     const ptrdiff_t m = hi - lo;
-    if (k == 3) {
-        const float w0 = w[0], w1 = w[1], w2 = w[2];
-        for (ptrdiff_t i = 0; i < m; i++) o[i] += w0 * s[i] + w1 * s[i + 1] + w2 * s[i + 2];
-    } else if (k == 5) {
-        const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
-        for (ptrdiff_t i = 0; i < m; i++)
-            o[i] += w0 * s[i] + w1 * s[i + 1] + w2 * s[i + 2] + w3 * s[i + 3] + w4 * s[i + 4];
-    } else {
+    if (k == 3) depthwise_interior3(o, s, m, w);
+    else if (k == 5) depthwise_interior5(o, s, m, w);
+    else {
         ptrdiff_t kj = 0;
         for (; kj + 4 <= k; kj += 4) {
             const float w0 = w[kj], w1 = w[kj + 1], w2 = w[kj + 2], w3 = w[kj + 3];

@@ -11,8 +11,9 @@ extension Tensor {
     /// Pixels per block of the channel-LayerNorm kernels. A block (`C × block` floats) is read several times
     /// (mean, variance, output), so it is sized to stay in the L1/L2 cache, ≈ 32 KiB.
     fileprivate static func channelNormBlock(channels: Int) -> Int {
+        // A multiple of 64 pixels: the C kernel's vector loops then end without a scalar remainder.
         let target = 8192 / Swift.max(channels, 1)
-        return Swift.min(1024, Swift.max(64, (target + 15) / 16 * 16))
+        return Swift.min(1024, Swift.max(64, (target + 63) / 64 * 64))
     }
 
     /// Layer normalisation over the channel axis of an NCHW map, at every pixel: Restormer's `LayerNorm`
