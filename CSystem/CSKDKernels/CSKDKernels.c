@@ -18,8 +18,8 @@ struct skd_kernel_table {
     void (*layernorm_backward)(const float *, const float *, ptrdiff_t, const float *, const float *, const float *,
                                ptrdiff_t, ptrdiff_t, int, float *, float *, float *, float *);
     void (*depthwise_row)(float *, ptrdiff_t, const float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t);
-    void (*depthwise_row_weight_grad)(double *, const float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t,
-                                      ptrdiff_t);
+    void (*depthwise_plane_weight_grad)(double *, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
+                                        ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
     void (*adam)(float *, const float *, float *, float *, ptrdiff_t, float, float, float, float, float, float, float);
 };
 
@@ -135,9 +135,9 @@ void skd_depthwise_row(float *out, ptrdiff_t wo, const float *src, ptrdiff_t wi,
     table()->depthwise_row(out, wo, src, wi, w, k, pad);
 }
 
-void skd_depthwise_row_weight_grad(double *gw, const float *g, ptrdiff_t wo, const float *src, ptrdiff_t wi,
-                                   ptrdiff_t k, ptrdiff_t pad) {
-    table()->depthwise_row_weight_grad(gw, g, wo, src, wi, k, pad);
+void skd_depthwise_plane_weight_grad(double *gw, const float *g, ptrdiff_t ho, ptrdiff_t wo, const float *x,
+                                     ptrdiff_t h, ptrdiff_t w, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t padh, ptrdiff_t padw) {
+    table()->depthwise_plane_weight_grad(gw, g, ho, wo, x, h, w, kh, kw, padh, padw);
 }
 
 void skd_adam_update(float *p, const float *g, float *m, float *v, ptrdiff_t n, float weight_decay,

@@ -11,6 +11,7 @@
 
 #include "CSKDKernels.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SKD_INLINE static inline __attribute__((always_inline))
@@ -317,14 +318,56 @@ SKD_INLINE void depthwise_row_body(float *restrict out, ptrdiff_t wo, const floa
     }
 }
 
-SKD_INLINE void depthwise_row_weight_grad_body(double *gw, const float *g, ptrdiff_t wo, const float *src,
-                                               ptrdiff_t wi, ptrdiff_t k, ptrdiff_t pad) {
-    for (ptrdiff_t kj = 0; kj < k; kj++) {
-        ptrdiff_t lo = pad - kj, hi = wi + pad - kj;   // i + kj − pad in [0, wi)
-        if (lo < 0) lo = 0;
-        if (hi > wo) hi = wo;
-        if (hi > lo) gw[kj] += (double)row_dot(g + lo, src + lo + kj - pad, hi - lo);
+/// The weight gradient of one plane (stride 1, dilation 1). Both planes are first copied with zero-padded rows
+/// (x: pad_w zeros on the left, the row length rounded up to 16 lanes plus k_w − 1; g: rounded up to 16 lanes), so
+/// that every tap is a run of whole 16-lane multiply-adds into one vector accumulator per tap, summed across lanes
+/// once per plane. Negative padding (never produced by conv2d's weight gradient) takes per-row dot products.
+SKD_INLINE void depthwise_plane_weight_grad_body(double *gw, const float *g, ptrdiff_t ho, ptrdiff_t wo,
+                                                 const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t kh, ptrdiff_t kw,
+                                                 ptrdiff_t padh, ptrdiff_t padw) {
+    enum { max_taps = 64 };
+    const ptrdiff_t taps = kh * kw;
+    const ptrdiff_t rounded = (wo + SKD_LANES - 1) / SKD_LANES * SKD_LANES, stride = rounded + kw - 1;
+    float *buffer = NULL;
+    if (padw >= 0 && taps <= max_taps && ho > 0 && wo > 0)
+        buffer = (float *)calloc((size_t)(h * stride + ho * rounded), sizeof(float));
+    if (!buffer) {
+        for (ptrdiff_t oh = 0; oh < ho; oh++)
+            for (ptrdiff_t ki = 0; ki < kh; ki++) {
+                ptrdiff_t ih = oh + ki - padh;
+                if (ih < 0 || ih >= h) continue;
+                for (ptrdiff_t kj = 0; kj < kw; kj++) {
+                    ptrdiff_t lo = padw - kj, hi = w + padw - kj;
+                    if (lo < 0) lo = 0;
+                    if (hi > wo) hi = wo;
+                    if (hi > lo) gw[ki * kw + kj] += (double)row_dot(g + oh * wo + lo, x + ih * w + lo + kj - padw, hi - lo);
+                }
+            }
+        return;
     }
+    float *xpad = buffer, *gpad = buffer + h * stride;
+    for (ptrdiff_t r = 0; r < h; r++) {
+        ptrdiff_t n = w < stride - padw ? w : stride - padw;
+        if (n > 0) memcpy(xpad + r * stride + padw, x + r * w, (size_t)n * sizeof(float));
+    }
+    for (ptrdiff_t r = 0; r < ho; r++) memcpy(gpad + r * rounded, g + r * wo, (size_t)wo * sizeof(float));
+    skd_v16 acc[max_taps];
+    for (ptrdiff_t t = 0; t < taps; t++) acc[t] = (skd_v16){0};
+    for (ptrdiff_t oh = 0; oh < ho; oh++) {
+        const float *gr = gpad + oh * rounded;
+        for (ptrdiff_t ki = 0; ki < kh; ki++) {
+            ptrdiff_t ih = oh + ki - padh;
+            if (ih < 0 || ih >= h) continue;
+            const float *xr = xpad + ih * stride;
+            for (ptrdiff_t kj = 0; kj < kw; kj++) {
+                skd_v16 a = acc[ki * kw + kj];
+                for (ptrdiff_t i = 0; i < rounded; i += SKD_LANES) a += v_load(gr + i) * v_load(xr + i + kj);
+                acc[ki * kw + kj] = a;
+            }
+        }
+    }
+    for (ptrdiff_t t = 0; t < taps; t++) gw[t] += (double)v_hsum(acc[t]);
+    free(buffer);
 }
 
 // MARK: - Adam

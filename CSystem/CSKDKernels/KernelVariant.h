@@ -33,9 +33,10 @@ SKD_TARGET static void SKD_V(depthwise_row)(float *out, ptrdiff_t wo, const floa
                                             ptrdiff_t k, ptrdiff_t pad) {
     depthwise_row_body(out, wo, src, wi, w, k, pad);
 }
-SKD_TARGET static void SKD_V(depthwise_row_weight_grad)(double *gw, const float *g, ptrdiff_t wo, const float *src,
-                                                        ptrdiff_t wi, ptrdiff_t k, ptrdiff_t pad) {
-    depthwise_row_weight_grad_body(gw, g, wo, src, wi, k, pad);
+SKD_TARGET static void SKD_V(depthwise_plane_weight_grad)(double *gw, const float *g, ptrdiff_t ho, ptrdiff_t wo,
+                                                          const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t kh,
+                                                          ptrdiff_t kw, ptrdiff_t padh, ptrdiff_t padw) {
+    depthwise_plane_weight_grad_body(gw, g, ho, wo, x, h, w, kh, kw, padh, padw);
 }
 SKD_TARGET static void SKD_V(adam)(float *p, const float *g, float *m, float *v, ptrdiff_t n, float decay, float omb1,
                                    float b2, float omb2, float step, float corr2, float eps) {
@@ -46,7 +47,7 @@ static const struct skd_kernel_table SKD_V(table) = {
     SKD_V(gelu_gate), SKD_V(gelu), SKD_V(gelu_backward), SKD_V(gelu_gate_backward),
     SKD_V(softmax_row), SKD_V(softmax_backward_row),
     SKD_V(layernorm_forward), SKD_V(layernorm_backward),
-    SKD_V(depthwise_row), SKD_V(depthwise_row_weight_grad),
+    SKD_V(depthwise_row), SKD_V(depthwise_plane_weight_grad),
     SKD_V(adam),
 };
 

@@ -259,25 +259,45 @@ final class VectorRowsTests: XCTestCase {
                         let out = Row(start.values)
                         VectorRows.depthwiseRow(out.p, outCount: wo, src.p, inCount: wi, weights: w.p, kernel: k, padding: pad)
                         var expected = start.values.map(Double.init)
-                        var expectedGw = [Double](repeating: 0.25, count: k)
-                        let g = Row(count: wo, seed: UInt64(wo + 4))
                         for i in 0..<wo {
                             for kj in 0..<k {
                                 let j = i + kj - pad
                                 if j < 0 || j >= wi { continue }
                                 expected[i] += Double(w.p[kj]) * Double(src.p[j])
-                                expectedGw[kj] += Double(g.p[i]) * Double(src.p[j])
                             }
                         }
                         assertClose(out.values, expected, absolute: 1e-5, relative: 1e-6, "row \(tag)")
                         XCTAssertTrue(out.guardsIntact, "guards \(tag)")
-                        var gw = [Double](repeating: 0.25, count: k)
+                    }
+                }
+            }
+        }
+    }
+
+    func testDepthwisePlaneWeightGradientAtEveryLevel() {
+        forEachLevel { level in
+            for (kh, kw) in [(1, 1), (3, 3), (5, 5), (3, 5), (7, 7), (2, 4)] {
+                for (h, w) in [(1, 1), (3, 7), (5, 15), (4, 17), (6, 33), (9, 128), (3, 1001)] {
+                    for (padH, padW) in Set([(0, 0), (kh / 2, kw / 2), (kh - 1, kw - 1), (-1, -1)].map { [$0.0, $0.1] }).map({ ($0[0], $0[1]) }) {
+                        let ho = h + 2 * padH - kh + 1, wo = w + 2 * padW - kw + 1
+                        if ho <= 0 || wo <= 0 { continue }
+                        let tag = "level \(level) k \(kh)×\(kw) \(h)×\(w) pad \(padH),\(padW)"
+                        let x = Row(count: h * w, seed: UInt64(h * 1000 + w), low: -2, high: 2)
+                        let g = Row(count: ho * wo, seed: UInt64(ho * 1000 + wo + 1))
+                        var expected = [Double](repeating: 0.5, count: kh * kw)
+                        for oh in 0..<ho { for ow in 0..<wo { for ki in 0..<kh { for kj in 0..<kw {
+                            let ih = oh + ki - padH, iw = ow + kj - padW
+                            if ih < 0 || ih >= h || iw < 0 || iw >= w { continue }
+                            expected[ki * kw + kj] += Double(g.p[oh * wo + ow]) * Double(x.p[ih * w + iw])
+                        } } } }
+                        var gw = [Double](repeating: 0.5, count: kh * kw)
                         gw.withUnsafeMutableBufferPointer {
-                            VectorRows.depthwiseRowWeightGradient($0.baseAddress!, g.p, outCount: wo, src.p, inCount: wi,
-                                                                  kernel: k, padding: pad)
+                            VectorRows.depthwisePlaneWeightGradient($0.baseAddress!, g.p, outH: ho, outW: wo, x.p, height: h,
+                                                                    width: w, kernelH: kh, kernelW: kw, padH: padH, padW: padW)
                         }
-                        for kj in 0..<k {
-                            XCTAssertEqual(gw[kj], expectedGw[kj], accuracy: 1e-5 * (1 + abs(expectedGw[kj])), "gw[\(kj)] \(tag)")
+                        let scale = Double(ho * wo).squareRoot()
+                        for t in 0..<(kh * kw) {
+                            XCTAssertEqual(gw[t], expected[t], accuracy: 2e-6 * scale * (1 + abs(expected[t])), "gw[\(t)] \(tag)")
                         }
                     }
                 }

@@ -127,10 +127,12 @@ void skd_layernorm_channels_backward(const float *x, const float *g, ptrdiff_t s
 void skd_depthwise_row(float *out, ptrdiff_t wo, const float *src, ptrdiff_t wi, const float *w, ptrdiff_t k,
                        ptrdiff_t pad);
 
-/// gw[kj] += Σ_i g[i] · src[i + kj − pad] over the same valid terms as skd_depthwise_row (kj in [0, k)): one row's
-/// contribution to the weight gradient of a kernel row. Each row's sums are formed in float and added in double.
-void skd_depthwise_row_weight_grad(double *gw, const float *g, ptrdiff_t wo, const float *src, ptrdiff_t wi,
-                                   ptrdiff_t k, ptrdiff_t pad);
+/// gw[ki·kw + kj] += Σ_(oh, ow) g[oh·wo + ow] · x[(oh + ki − padh)·w + ow + kj − padw] over the terms inside the
+/// h × w plane: the weight gradient of one plane of a stride-1, dilation-1 depthwise convolution (kh × kw kernel;
+/// g is ho × wo). Sums are formed in 16 float lanes per tap over the plane and added to gw in double.
+void skd_depthwise_plane_weight_grad(double *gw, const float *g, ptrdiff_t ho, ptrdiff_t wo, const float *x,
+                                     ptrdiff_t h, ptrdiff_t w, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t padh,
+                                     ptrdiff_t padw);
 
 // MARK: - Adam
 

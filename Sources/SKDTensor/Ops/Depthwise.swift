@@ -253,7 +253,7 @@ extension Tensor {
         let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation
         let kArea = geo.kernelArea
         if s == 1 && dil == 1 {
-            // The C row kernel: per row and kernel row, kW dot products (16-lane float sums added in Double).
+            // The C plane kernel: one 16-lane accumulator per tap over the plane, added in Double.
             Parallel.forEach(c, cost: batch * geo.outPlaneSize * kArea) { r in
                 withUnsafeTemporaryAllocation(of: Double.self, capacity: kArea) { buffer in
                     let acc = buffer.baseAddress!
@@ -261,16 +261,9 @@ extension Tensor {
                         acc.update(repeating: 0, count: kArea)
                         for n in 0..<batch {
                             let plane = n * c + ch
-                            let xs = x + plane * H * W, gs = g + plane * Ho * Wo
-                            for oh in 0..<Ho {
-                                for ki in 0..<kH {
-                                    let ih = oh - p + ki
-                                    if ih < 0 || ih >= H { continue }
-                                    VectorRows.depthwiseRowWeightGradient(acc + ki * kW, gs + oh * Wo, outCount: Wo,
-                                                                          xs + ih * W, inCount: W, kernel: kW,
-                                                                          padding: geo.padW)
-                                }
-                            }
+                            VectorRows.depthwisePlaneWeightGradient(
+                                acc, g + plane * Ho * Wo, outH: Ho, outW: Wo, x + plane * H * W, height: H, width: W,
+                                kernelH: kH, kernelW: kW, padH: p, padW: geo.padW)
                         }
                         for tap in 0..<kArea { gw[ch * kArea + tap] = Float(acc[tap]) }
                     }

@@ -117,12 +117,15 @@ public enum VectorRows {
         skd_depthwise_row(out, outCount, src, inCount, weights, kernel, padding)
     }
 
-    /// `gw[kj] += Σ_i g[i] · src[i + kj − padding]` over the terms of `depthwiseRow`, for `kj` in `0..<kernel`.
+    /// `gw[ki·kW + kj] += Σ_(oh, ow) g[oh, ow] · x[oh + ki − padH, ow + kj − padW]` over the terms inside the plane:
+    /// the weight gradient of one plane of a stride-1, dilation-1 depthwise convolution (`g` is `outH × outW`, `x`
+    /// is `height × width`), summed in 16 float lanes per tap and added in Double.
     @inline(__always)
-    public static func depthwiseRowWeightGradient(_ gw: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Float>,
-                                                  outCount: Int, _ src: UnsafePointer<Float>, inCount: Int,
-                                                  kernel: Int, padding: Int) {
-        skd_depthwise_row_weight_grad(gw, g, outCount, src, inCount, kernel, padding)
+    public static func depthwisePlaneWeightGradient(
+        _ gw: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Float>, outH: Int, outW: Int, _ x: UnsafePointer<Float>,
+        height: Int, width: Int, kernelH: Int, kernelW: Int, padH: Int, padW: Int
+    ) {
+        skd_depthwise_plane_weight_grad(gw, g, outH, outW, x, height, width, kernelH, kernelW, padH, padW)
     }
 
     // MARK: Adam
