@@ -255,37 +255,38 @@ SKD_INLINE void depthwise_edge(float *out, ptrdiff_t i, const float *src, ptrdif
     out[i] += acc;
 }
 
-/// o[i] += w0·s[i] + w1·s[i+1] + w2·s[i+2] for i in [0, m), 16 lanes at a time; the last < 16 columns go through
-/// zero-padded copies with the same vector arithmetic (a scalar epilogue would cost as much as the row at W ≈ 128).
+/// o[i] += w0·s[i] + w1·s[i+1] + w2·s[i+2] for i in [0, m), 16 lanes at a time. The last < 16 columns are covered
+/// by one more vector ending at m, computed from the original values of o saved before the loop (the overlapping
+/// columns are rewritten with the same result): no scalar epilogue, which at W ≈ 128 cost as much as the row.
+/// Rows shorter than 16 take the scalar loop.
 SKD_INLINE void depthwise_interior3(float *restrict o, const float *restrict s, ptrdiff_t m, const float *restrict w) {
+    if (m < SKD_LANES) {
+        for (ptrdiff_t i = 0; i < m; i++) o[i] += w[0] * s[i] + w[1] * s[i + 1] + w[2] * s[i + 2];
+        return;
+    }
     const skd_v16 w0 = v_splat(w[0]), w1 = v_splat(w[1]), w2 = v_splat(w[2]);
-    ptrdiff_t i = 0;
-    for (; i + SKD_LANES <= m; i += SKD_LANES)
+    const ptrdiff_t last = m - SKD_LANES;
+    const skd_v16 o_last = v_load(o + last);
+    for (ptrdiff_t i = 0; i < last; i += SKD_LANES)
         v_store(o + i, v_load(o + i) + (w0 * v_load(s + i) + w1 * v_load(s + i + 1) + w2 * v_load(s + i + 2)));
-    const ptrdiff_t r = m - i;
-    if (r <= 0) return;
-    float ob[SKD_LANES] = {0}, sb[SKD_LANES + 2] = {0};
-    memcpy(ob, o + i, (size_t)r * sizeof(float));
-    memcpy(sb, s + i, (size_t)(r + 2) * sizeof(float));
-    v_store(ob, v_load(ob) + (w0 * v_load(sb) + w1 * v_load(sb + 1) + w2 * v_load(sb + 2)));
-    memcpy(o + i, ob, (size_t)r * sizeof(float));
+    v_store(o + last, o_last + (w0 * v_load(s + last) + w1 * v_load(s + last + 1) + w2 * v_load(s + last + 2)));
 }
 
 /// The 5-tap form of depthwise_interior3.
 SKD_INLINE void depthwise_interior5(float *restrict o, const float *restrict s, ptrdiff_t m, const float *restrict w) {
+    if (m < SKD_LANES) {
+        for (ptrdiff_t i = 0; i < m; i++)
+            o[i] += w[0] * s[i] + w[1] * s[i + 1] + w[2] * s[i + 2] + w[3] * s[i + 3] + w[4] * s[i + 4];
+        return;
+    }
     const skd_v16 w0 = v_splat(w[0]), w1 = v_splat(w[1]), w2 = v_splat(w[2]), w3 = v_splat(w[3]), w4 = v_splat(w[4]);
-    ptrdiff_t i = 0;
-    for (; i + SKD_LANES <= m; i += SKD_LANES)
+    const ptrdiff_t last = m - SKD_LANES;
+    const skd_v16 o_last = v_load(o + last);
+    for (ptrdiff_t i = 0; i < last; i += SKD_LANES)
         v_store(o + i, v_load(o + i) + (w0 * v_load(s + i) + w1 * v_load(s + i + 1) + w2 * v_load(s + i + 2)
                                         + w3 * v_load(s + i + 3) + w4 * v_load(s + i + 4)));
-    const ptrdiff_t r = m - i;
-    if (r <= 0) return;
-    float ob[SKD_LANES] = {0}, sb[SKD_LANES + 4] = {0};
-    memcpy(ob, o + i, (size_t)r * sizeof(float));
-    memcpy(sb, s + i, (size_t)(r + 4) * sizeof(float));
-    v_store(ob, v_load(ob) + (w0 * v_load(sb) + w1 * v_load(sb + 1) + w2 * v_load(sb + 2) + w3 * v_load(sb + 3)
-                              + w4 * v_load(sb + 4)));
-    memcpy(o + i, ob, (size_t)r * sizeof(float));
+    v_store(o + last, o_last + (w0 * v_load(s + last) + w1 * v_load(s + last + 1) + w2 * v_load(s + last + 2)
+                                + w3 * v_load(s + last + 3) + w4 * v_load(s + last + 4)));
 }
 
 SKD_INLINE void depthwise_row_body(float *restrict out, ptrdiff_t wo, const float *restrict src, ptrdiff_t wi,
