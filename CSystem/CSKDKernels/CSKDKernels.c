@@ -18,6 +18,8 @@ struct skd_kernel_table {
     void (*layernorm_backward)(const float *, const float *, ptrdiff_t, const float *, const float *, const float *,
                                ptrdiff_t, ptrdiff_t, int, float *, float *, float *, float *);
     void (*depthwise_row)(float *, ptrdiff_t, const float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t);
+    void (*depthwise_output_row)(float *, ptrdiff_t, const float *const *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
+                                 ptrdiff_t, float);
     void (*depthwise_plane_weight_grad)(double *, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
                                         ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
     void (*adam)(float *, const float *, float *, float *, ptrdiff_t, float, float, float, float, float, float, float);
@@ -133,6 +135,11 @@ void skd_layernorm_channels_backward(const float *x, const float *g, ptrdiff_t s
 void skd_depthwise_row(float *out, ptrdiff_t wo, const float *src, ptrdiff_t wi, const float *w, ptrdiff_t k,
                        ptrdiff_t pad) {
     table()->depthwise_row(out, wo, src, wi, w, k, pad);
+}
+
+void skd_depthwise_output_row(float *out, ptrdiff_t wo, const float *const *rows, ptrdiff_t kh, ptrdiff_t wi,
+                              const float *w, ptrdiff_t kw, ptrdiff_t pad, float bias) {
+    table()->depthwise_output_row(out, wo, rows, kh, wi, w, kw, pad, bias);
 }
 
 void skd_depthwise_plane_weight_grad(double *gw, const float *g, ptrdiff_t ho, ptrdiff_t wo, const float *x,

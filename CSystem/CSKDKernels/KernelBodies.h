@@ -319,6 +319,67 @@ SKD_INLINE void depthwise_row_body(float *restrict out, ptrdiff_t wo, const floa
     }
 }
 
+/// out[i] = bias + Σ_(ki: rows[ki] non-null) Σ_kj w[ki·kw + kj] · rows[ki][i + kj − pad] (terms outside [0, wi)
+/// omitted): one whole output row of a depthwise convolution, every kernel row in one pass over the output (written
+/// once, never read). 3- and 5-wide kernels vectorise the interior 16 columns at a time, the last columns as one
+/// overlapping vector; other widths and narrow rows accumulate row by row.
+#define SKD_MAX_KERNEL_ROWS 16
+SKD_INLINE void depthwise_output_row_body(float *restrict out, ptrdiff_t wo, const float *const *rows, ptrdiff_t kh,
+                                          ptrdiff_t wi, const float *restrict w, ptrdiff_t kw, ptrdiff_t pad,
+                                          float bias) {
+    const float *r[SKD_MAX_KERNEL_ROWS];
+    const float *wr[SKD_MAX_KERNEL_ROWS];
+    ptrdiff_t n = 0;
+    for (ptrdiff_t ki = 0; ki < kh && ki < SKD_MAX_KERNEL_ROWS; ki++)
+        if (rows[ki]) { r[n] = rows[ki]; wr[n] = w + ki * kw; n++; }
+    ptrdiff_t lo = pad > 0 ? pad : 0, hi = wi + pad - kw + 1;
+    if (lo > wo) lo = wo;
+    if (hi > wo) hi = wo;
+    if (hi < lo) hi = lo;
+    const ptrdiff_t m = hi - lo;
+    if (kh > SKD_MAX_KERNEL_ROWS || (kw != 3 && kw != 5) || m < SKD_LANES) {
+        for (ptrdiff_t i = 0; i < wo; i++) out[i] = bias;
+        for (ptrdiff_t ki = 0; ki < kh; ki++)
+            if (rows[ki]) depthwise_row_body(out, wo, rows[ki], wi, w + ki * kw, kw, pad);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < wo; i++) {
+        if (i == lo) i = hi;
+        if (i >= wo) break;
+        float acc = bias;
+        for (ptrdiff_t t = 0; t < n; t++) {
+            float part = 0.0f;
+            for (ptrdiff_t kj = 0; kj < kw; kj++) {
+                ptrdiff_t j = i + kj - pad;
+                if (j >= 0 && j < wi) part += wr[t][kj] * r[t][j];
+            }
+            acc += part;
+        }
+        out[i] = acc;
+    }
+    float *o = out + lo;
+    const ptrdiff_t off = lo - pad;   // r[t][i + off + kj] = rows[ki][(lo + i) + kj − pad]
+    const skd_v16 b = v_splat(bias);
+    for (ptrdiff_t i = 0;; i += SKD_LANES) {
+        if (i > m - SKD_LANES) i = m - SKD_LANES;
+        skd_v16 acc = b;
+        if (kw == 3) {
+            for (ptrdiff_t t = 0; t < n; t++) {
+                const float *s = r[t] + off + i;
+                acc += v_splat(wr[t][0]) * v_load(s) + v_splat(wr[t][1]) * v_load(s + 1) + v_splat(wr[t][2]) * v_load(s + 2);
+            }
+        } else {
+            for (ptrdiff_t t = 0; t < n; t++) {
+                const float *s = r[t] + off + i;
+                acc += v_splat(wr[t][0]) * v_load(s) + v_splat(wr[t][1]) * v_load(s + 1) + v_splat(wr[t][2]) * v_load(s + 2)
+                       + v_splat(wr[t][3]) * v_load(s + 3) + v_splat(wr[t][4]) * v_load(s + 4);
+            }
+        }
+        v_store(o + i, acc);
+        if (i == m - SKD_LANES) break;
+    }
+}
+
 /// The weight gradient of one plane (stride 1, dilation 1). Both planes are first copied with zero-padded rows
 /// (x: pad_w zeros on the left, the row length rounded up to 16 lanes plus k_w − 1; g: rounded up to 16 lanes), so
 /// that every tap is a run of whole 16-lane multiply-adds into one vector accumulator per tap, summed across lanes

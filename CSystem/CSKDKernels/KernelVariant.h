@@ -33,6 +33,11 @@ SKD_TARGET static void SKD_V(depthwise_row)(float *out, ptrdiff_t wo, const floa
                                             ptrdiff_t k, ptrdiff_t pad) {
     depthwise_row_body(out, wo, src, wi, w, k, pad);
 }
+SKD_TARGET static void SKD_V(depthwise_output_row)(float *out, ptrdiff_t wo, const float *const *rows, ptrdiff_t kh,
+                                                   ptrdiff_t wi, const float *w, ptrdiff_t kw, ptrdiff_t pad,
+                                                   float bias) {
+    depthwise_output_row_body(out, wo, rows, kh, wi, w, kw, pad, bias);
+}
 SKD_TARGET static void SKD_V(depthwise_plane_weight_grad)(double *gw, const float *g, ptrdiff_t ho, ptrdiff_t wo,
                                                           const float *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t kh,
                                                           ptrdiff_t kw, ptrdiff_t padh, ptrdiff_t padw) {
@@ -47,7 +52,7 @@ static const struct skd_kernel_table SKD_V(table) = {
     SKD_V(gelu_gate), SKD_V(gelu), SKD_V(gelu_backward), SKD_V(gelu_gate_backward),
     SKD_V(softmax_row), SKD_V(softmax_backward_row),
     SKD_V(layernorm_forward), SKD_V(layernorm_backward),
-    SKD_V(depthwise_row), SKD_V(depthwise_plane_weight_grad),
+    SKD_V(depthwise_row), SKD_V(depthwise_output_row), SKD_V(depthwise_plane_weight_grad),
     SKD_V(adam),
 };
 

@@ -102,18 +102,19 @@ struct BandedNormPointwiseDepthwise {
     }
 
     /// Row `oh` (global, inside the current band) of the depthwise 3×3 (padding 1) of channel `ch` into `row`,
-    /// with the arithmetic of `conv2d`'s depthwise kernel (bias, then the three taps of each kernel row).
+    /// with the row kernel of `conv2d`'s depthwise path (bias, then the three kernel rows).
     @inline(__always)
     func convolveRow(channel ch: Int, row oh: Int, into row: UnsafeMutablePointer<Float>) {
-        let w = width
-        row.update(repeating: depthwiseBias?[ch] ?? 0, count: w)
-        let k = depthwise + ch * 9, plane = band + ch * slots * w
-        for ki in 0..<3 {
-            let ih = oh - 1 + ki
-            if ih < 0 || ih >= height { continue }
-            // The row kernel of conv2d's depthwise path (C, AVX2 / AVX-512 where available).
-            VectorRows.depthwiseRow(row, outCount: w, plane + (ih - base) * w, inCount: w, weights: k + ki * 3,
-                                    kernel: 3, padding: 1)
+        let w = width, plane = band + ch * slots * w
+        // The row kernel of conv2d's depthwise path (C, AVX2 / AVX-512 where available), all three kernel rows at once.
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 3) { rows in
+            for ki in 0..<3 {
+                let ih = oh - 1 + ki
+                rows[ki] = ih < 0 || ih >= height ? nil : UnsafePointer(plane + (ih - base) * w)
+            }
+            VectorRows.depthwiseOutputRow(row, outCount: w, rows: UnsafePointer(rows.baseAddress!), kernelH: 3,
+                                          inCount: w, weights: depthwise + ch * 9, kernelW: 3, padding: 1,
+                                          bias: depthwiseBias?[ch] ?? 0)
         }
     }
 }

@@ -239,14 +239,15 @@ extension Tensor {
         /// One output row of the depthwise convolution of `channel` (its plane at `input`) into `row`.
         @inline(__always)
         func convolveRow(_ input: UnsafeMutablePointer<Float>, channel: Int, row oh: Int, into row: UnsafeMutablePointer<Float>) {
-            row.update(repeating: shift?[channel] ?? 0, count: w)
-            let k = kernel + channel * 9
-            for ki in 0..<3 {
-                let ih = oh - 1 + ki
-                if ih < 0 || ih >= h { continue }
-                // The row kernel of conv2d's depthwise path (C, AVX2 / AVX-512 where available).
-                VectorRows.depthwiseRow(row, outCount: w, input + ih * w, inCount: w, weights: k + ki * 3, kernel: 3,
-                                        padding: 1)
+            // The row kernel of conv2d's depthwise path (C, AVX2 / AVX-512 where available).
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 3) { rows in
+                for ki in 0..<3 {
+                    let ih = oh - 1 + ki
+                    rows[ki] = ih < 0 || ih >= h ? nil : UnsafePointer(input + ih * w)
+                }
+                VectorRows.depthwiseOutputRow(row, outCount: w, rows: UnsafePointer(rows.baseAddress!), kernelH: 3,
+                                              inCount: w, weights: kernel + channel * 9, kernelW: 3, padding: 1,
+                                              bias: shift?[channel] ?? 0)
             }
         }
 

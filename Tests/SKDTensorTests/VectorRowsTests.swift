@@ -274,6 +274,47 @@ final class VectorRowsTests: XCTestCase {
         }
     }
 
+    func testDepthwiseOutputRowAtEveryLevel() {
+        forEachLevel { level in
+            for (kh, kw) in [(3, 3), (5, 5), (3, 5), (1, 3), (2, 4), (7, 7)] {
+                for wi in [1, 4, 7, 15, 16, 17, 18, 31, 33, 128, 1001] {
+                    for pad in Set([0, kw / 2, kw - 1, -1]) {
+                        let wo = wi + 2 * pad - kw + 1
+                        if wo <= 0 { continue }
+                        let lines = (0..<kh).map { Row(count: wi, seed: UInt64(wi * 31 + $0 + kw), low: -3, high: 3) }
+                        let w = Row(count: kh * kw, seed: UInt64(kh * 7 + kw)), bias: Float = 0.375
+                        // Every pattern of missing (padding) rows for 3-row kernels; the first row missing otherwise.
+                        let masks = kh == 3 ? Array(0..<8) : [0, 1]
+                        for mask in masks {
+                            let tag = "level \(level) k \(kh)×\(kw) wi \(wi) pad \(pad) mask \(mask)"
+                            let out = Row(count: wo, seed: 5)
+                            var pointers = (0..<kh).map { ki -> UnsafePointer<Float>? in
+                                mask & (1 << ki) != 0 ? nil : UnsafePointer(lines[ki].p)
+                            }
+                            pointers.withUnsafeMutableBufferPointer { rows in
+                                VectorRows.depthwiseOutputRow(out.p, outCount: wo, rows: UnsafePointer(rows.baseAddress!),
+                                                              kernelH: kh, inCount: wi, weights: w.p, kernelW: kw,
+                                                              padding: pad, bias: bias)
+                            }
+                            var expected = [Double](repeating: Double(bias), count: wo)
+                            for i in 0..<wo {
+                                for ki in 0..<kh where mask & (1 << ki) == 0 {
+                                    for kj in 0..<kw {
+                                        let j = i + kj - pad
+                                        if j < 0 || j >= wi { continue }
+                                        expected[i] += Double(w.p[ki * kw + kj]) * Double(lines[ki].p[j])
+                                    }
+                                }
+                            }
+                            assertClose(out.values, expected, absolute: 2e-5, relative: 1e-6, "output row \(tag)")
+                            XCTAssertTrue(out.guardsIntact, "guards \(tag)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testDepthwisePlaneWeightGradientAtEveryLevel() {
         forEachLevel { level in
             for (kh, kw) in [(1, 1), (3, 3), (5, 5), (3, 5), (7, 7), (2, 4)] {

@@ -127,6 +127,13 @@ void skd_layernorm_channels_backward(const float *x, const float *g, ptrdiff_t s
 void skd_depthwise_row(float *out, ptrdiff_t wo, const float *src, ptrdiff_t wi, const float *w, ptrdiff_t k,
                        ptrdiff_t pad);
 
+/// out[i] = bias + Σ_(ki: rows[ki] non-null) Σ_kj w[ki·kw + kj] · rows[ki][i + kj − pad] for i in [0, wo), terms
+/// reading outside [0, wi) omitted: one whole output row of a stride-1, dilation-1 depthwise convolution, the kh
+/// kernel rows (null for rows in the vertical padding) in one pass that writes `out` once. `out` must not overlap
+/// the rows.
+void skd_depthwise_output_row(float *out, ptrdiff_t wo, const float *const *rows, ptrdiff_t kh, ptrdiff_t wi,
+                              const float *w, ptrdiff_t kw, ptrdiff_t pad, float bias);
+
 /// gw[ki·kw + kj] += Σ_(oh, ow) g[oh·wo + ow] · x[(oh + ki − padh)·w + ow + kj − padw] over the terms inside the
 /// h × w plane: the weight gradient of one plane of a stride-1, dilation-1 depthwise convolution (kh × kw kernel;
 /// g is ho × wo). Sums are formed in 16 float lanes per tap over the plane and added to gw in double.

@@ -121,20 +121,27 @@ extension Tensor {
         let unit = s == 1 && dil == 1
         taps.withUnsafeBufferPointer { taps in
             Parallel.forEach(batch * c, cost: geo.outPlaneSize * geo.kernelArea) { r in
+                let rows = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: kH)
+                defer { rows.deallocate() }
                 for plane in r {
                     let ch = plane % c
                     let src = x + plane * H * W, dst = out + plane * Ho * Wo, wk = w + ch * geo.kernelArea
                     let b = bias?[ch] ?? 0
                     for oh in 0..<Ho {
                         let orow = dst + oh * Wo
-                        orow.update(repeating: b, count: Wo)
-                        for ki in 0..<kH {
-                            let ih = oh * s - p + ki * dil
-                            if ih < 0 || ih >= H { continue }
-                            if unit {
-                                VectorRows.depthwiseRow(orow, outCount: Wo, src + ih * W, inCount: W, weights: wk + ki * kW,
-                                                        kernel: kW, padding: geo.padW)
-                            } else {
+                        if unit {
+                            // Every kernel row in one pass of the C kernel (nil rows lie in the padding).
+                            for ki in 0..<kH {
+                                let ih = oh - p + ki
+                                rows[ki] = ih < 0 || ih >= H ? nil : UnsafePointer(src + ih * W)
+                            }
+                            VectorRows.depthwiseOutputRow(orow, outCount: Wo, rows: rows, kernelH: kH, inCount: W,
+                                                          weights: wk, kernelW: kW, padding: geo.padW, bias: b)
+                        } else {
+                            orow.update(repeating: b, count: Wo)
+                            for ki in 0..<kH {
+                                let ih = oh * s - p + ki * dil
+                                if ih < 0 || ih >= H { continue }
                                 accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
                             }
                         }

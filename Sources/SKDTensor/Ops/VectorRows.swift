@@ -117,6 +117,17 @@ public enum VectorRows {
         skd_depthwise_row(out, outCount, src, inCount, weights, kernel, padding)
     }
 
+    /// `out[i] = bias + Σ_(ki: rows[ki] non-nil) Σ_kj w[ki·kernelW + kj] · rows[ki][i + kj − padding]` for `i` in
+    /// `0..<outCount`, terms reading outside `0..<inCount` omitted: one whole output row of a stride-1 depthwise
+    /// convolution, all `kernelH` kernel rows (nil for rows in the vertical padding) in one pass. `out` must not
+    /// overlap the rows.
+    @inline(__always)
+    public static func depthwiseOutputRow(_ out: UnsafeMutablePointer<Float>, outCount: Int,
+                                          rows: UnsafePointer<UnsafePointer<Float>?>, kernelH: Int, inCount: Int,
+                                          weights: UnsafePointer<Float>, kernelW: Int, padding: Int, bias: Float) {
+        skd_depthwise_output_row(out, outCount, rows, kernelH, inCount, weights, kernelW, padding, bias)
+    }
+
     /// `gw[ki·kW + kj] += Σ_(oh, ow) g[oh, ow] · x[oh + ki − padH, ow + kj − padW]` over the terms inside the plane:
     /// the weight gradient of one plane of a stride-1, dilation-1 depthwise convolution (`g` is `outH × outW`, `x`
     /// is `height × width`), summed in 16 float lanes per tap and added in Double.
