@@ -54,7 +54,7 @@ let package = Package(
             name: "CImageShim", path: "CSystem/CImageShim",
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
 
-        // Row kernels compiled twice, portable and AVX2 + FMA (function attributes, chosen at run time).
+        // Row kernels compiled three times, portable, AVX2 + FMA and AVX-512 (function attributes, chosen at run time).
         .target(name: "CSKDKernels", path: "CSystem/CSKDKernels"),
 
         // MARK: - Engine

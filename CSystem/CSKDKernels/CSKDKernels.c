@@ -1,108 +1,154 @@
 #include "CSKDKernels.h"
+#include "KernelBodies.h"
+#include <stdlib.h>
 
-// Each kernel body is written once (a static inline function) and instantiated twice: portable and AVX2 + FMA.
-// The loops are branch-free so that the compiler vectorises both instantiations.
+// Every kernel body (KernelBodies.h) is instantiated three times by KernelVariant.h — portable, AVX2 + FMA and
+// AVX-512 — into one table of function pointers per level; the public functions call through the table of the
+// level in use.
 
-static inline __attribute__((always_inline))
-void depthwise3_body(float *restrict row, const float *restrict line, float w0, float w1, float w2, ptrdiff_t n) {
-    if (n <= 0) return;
-    if (n == 1) { row[0] += w1 * line[0]; return; }
-    row[0] += w1 * line[0] + w2 * line[1];
-    for (ptrdiff_t i = 1; i < n - 1; i++) row[i] += w0 * line[i - 1] + w1 * line[i] + w2 * line[i + 1];
-    row[n - 1] += w0 * line[n - 2] + w1 * line[n - 1];
-}
+struct skd_kernel_table {
+    void (*gelu_gate)(float *, const float *, const float *, ptrdiff_t);
+    void (*gelu)(float *, const float *, ptrdiff_t);
+    void (*gelu_backward)(float *, const float *, const float *, ptrdiff_t);
+    void (*gelu_gate_backward)(float *, float *, const float *, const float *, const float *, ptrdiff_t);
+    void (*softmax_row)(float *, const float *, ptrdiff_t);
+    void (*softmax_backward_row)(float *, const float *, const float *, ptrdiff_t, float);
+    void (*layernorm_forward)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *, const float *, ptrdiff_t,
+                              ptrdiff_t, float, float *, float *);
+    void (*layernorm_backward)(const float *, const float *, ptrdiff_t, const float *, const float *, const float *,
+                               ptrdiff_t, ptrdiff_t, int, float *, float *, float *, float *);
+    void (*depthwise_row)(float *, ptrdiff_t, const float *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t);
+    void (*depthwise_output_row)(float *, ptrdiff_t, const float *const *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
+                                 ptrdiff_t, float);
+    void (*depthwise_plane_weight_grad)(double *, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t,
+                                        ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+    void (*adam)(float *, const float *, float *, float *, ptrdiff_t, float, float, float, float, float, float, float);
+};
 
-static inline __attribute__((always_inline)) float erf_rational(float a) {
-    float x = a < -4.0f ? -4.0f : (a > 4.0f ? 4.0f : a);
-    float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 - 2.10102402082508e-06f;
-    p = p * x2 - 5.69250639462346e-05f;
-    p = p * x2 - 7.34990630326855e-04f;
-    p = p * x2 - 2.95459980854025e-03f;
-    p = p * x2 - 1.60960333262415e-02f;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 - 2.13374055278905e-04f;
-    q = q * x2 - 1.68282697438203e-03f;
-    q = q * x2 - 7.37332916720468e-03f;
-    q = q * x2 - 1.42647390514189e-02f;
-    return x * p / q;
-}
-
-static inline __attribute__((always_inline))
-void gelu_gate_body(float *restrict out, const float *restrict a, const float *restrict b, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        float x = a[i];
-        out[i] = 0.5f * x * (1.0f + erf_rational(x * 0.70710678118654752f)) * b[i];
-    }
-}
-
-static inline __attribute__((always_inline)) void gelu_body(float *out, const float *a, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        float x = a[i];
-        out[i] = 0.5f * x * (1.0f + erf_rational(x * 0.70710678118654752f));
-    }
-}
-
-static void depthwise3_portable(float *row, const float *line, float w0, float w1, float w2, ptrdiff_t n) {
-    depthwise3_body(row, line, w0, w1, w2, n);
-}
-static void gelu_gate_portable(float *out, const float *a, const float *b, ptrdiff_t n) { gelu_gate_body(out, a, b, n); }
-static void gelu_portable(float *out, const float *a, ptrdiff_t n) { gelu_body(out, a, n); }
+#define SKD_VARIANT portable
+#define SKD_TARGET
+#include "KernelVariant.h"
+#undef SKD_VARIANT
+#undef SKD_TARGET
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define SKD_HAVE_X86_VARIANTS 1
-__attribute__((target("avx2,fma")))
-static void depthwise3_avx2(float *row, const float *line, float w0, float w1, float w2, ptrdiff_t n) {
-    depthwise3_body(row, line, w0, w1, w2, n);
-}
-__attribute__((target("avx2,fma")))
-static void gelu_gate_avx2(float *out, const float *a, const float *b, ptrdiff_t n) { gelu_gate_body(out, a, b, n); }
-__attribute__((target("avx2,fma")))
-static void gelu_avx2(float *out, const float *a, ptrdiff_t n) { gelu_body(out, a, n); }
+#define SKD_VARIANT avx2
+#define SKD_TARGET __attribute__((target("avx2,fma")))
+#include "KernelVariant.h"
+#undef SKD_VARIANT
+#undef SKD_TARGET
+
+#define SKD_VARIANT avx512
+#define SKD_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+#include "KernelVariant.h"
+#undef SKD_VARIANT
+#undef SKD_TARGET
+
+static const struct skd_kernel_table *const tables[3] = { &table_portable, &table_avx2, &table_avx512 };
+#else
+static const struct skd_kernel_table *const tables[3] = { &table_portable, &table_portable, &table_portable };
 #endif
 
-typedef void (*depthwise3_fn)(float *, const float *, float, float, float, ptrdiff_t);
-typedef void (*gelu_gate_fn)(float *, const float *, const float *, ptrdiff_t);
-typedef void (*gelu_fn)(float *, const float *, ptrdiff_t);
+static int max_level = -1;   // -1: not detected yet
+static int level = -1;       // -1: not chosen yet
 
-static int selected = -1;   // -1: not chosen yet; 0: portable; 1: AVX2 + FMA
-static depthwise3_fn depthwise3_impl = depthwise3_portable;
-static gelu_gate_fn gelu_gate_impl = gelu_gate_portable;
-static gelu_fn gelu_impl = gelu_portable;
+static int detect_max_level(void) {
+#ifdef SKD_HAVE_X86_VARIANTS
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl")) return 2;
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static int clamp_level(int l) {
+    if (l < 0) return 0;
+    return l > max_level ? max_level : l;
+}
 
 // Idempotent: concurrent first calls all store the same values.
 static void choose(void) {
-    int vectorized = 0;
-#ifdef SKD_HAVE_X86_VARIANTS
-    __builtin_cpu_init();
-    vectorized = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (vectorized) {
-        __atomic_store_n(&depthwise3_impl, depthwise3_avx2, __ATOMIC_RELAXED);
-        __atomic_store_n(&gelu_gate_impl, gelu_gate_avx2, __ATOMIC_RELAXED);
-        __atomic_store_n(&gelu_impl, gelu_avx2, __ATOMIC_RELAXED);
-    }
-#endif
-    __atomic_store_n(&selected, vectorized, __ATOMIC_RELEASE);
+    int top = detect_max_level();
+    __atomic_store_n(&max_level, top, __ATOMIC_RELEASE);
+    int chosen = top;
+    const char *env = getenv("SKD_KERNELS_LEVEL");
+    if (env && env[0] >= '0' && env[0] <= '9' && env[1] == 0) chosen = clamp_level(env[0] - '0');
+    __atomic_store_n(&level, chosen, __ATOMIC_RELEASE);
 }
 
-int skd_kernels_vectorized(void) {
-    if (__atomic_load_n(&selected, __ATOMIC_ACQUIRE) < 0) choose();
-    return selected;
+static inline const struct skd_kernel_table *table(void) {
+    int l = __atomic_load_n(&level, __ATOMIC_ACQUIRE);
+    if (l < 0) { choose(); l = __atomic_load_n(&level, __ATOMIC_ACQUIRE); }
+    return tables[l];
 }
 
-void skd_depthwise3_row_accumulate(float *row, const float *line, float w0, float w1, float w2, ptrdiff_t n) {
-    if (__atomic_load_n(&selected, __ATOMIC_ACQUIRE) < 0) choose();
-    __atomic_load_n(&depthwise3_impl, __ATOMIC_RELAXED)(row, line, w0, w1, w2, n);
+int skd_kernels_max_level(void) {
+    if (__atomic_load_n(&level, __ATOMIC_ACQUIRE) < 0) choose();
+    return __atomic_load_n(&max_level, __ATOMIC_ACQUIRE);
 }
 
-void skd_gelu_gate(float *out, const float *a, const float *b, ptrdiff_t n) {
-    if (__atomic_load_n(&selected, __ATOMIC_ACQUIRE) < 0) choose();
-    __atomic_load_n(&gelu_gate_impl, __ATOMIC_RELAXED)(out, a, b, n);
+int skd_kernels_level(void) {
+    if (__atomic_load_n(&level, __ATOMIC_ACQUIRE) < 0) choose();
+    return __atomic_load_n(&level, __ATOMIC_ACQUIRE);
 }
 
-void skd_gelu(float *out, const float *a, ptrdiff_t n) {
-    if (__atomic_load_n(&selected, __ATOMIC_ACQUIRE) < 0) choose();
-    __atomic_load_n(&gelu_impl, __ATOMIC_RELAXED)(out, a, n);
+int skd_kernels_set_level(int l) {
+    if (__atomic_load_n(&level, __ATOMIC_ACQUIRE) < 0) choose();
+    int chosen = clamp_level(l);
+    __atomic_store_n(&level, chosen, __ATOMIC_RELEASE);
+    return chosen;
+}
+
+int skd_kernels_vectorized(void) { return skd_kernels_level() > 0; }
+
+void skd_gelu_gate(float *out, const float *a, const float *b, ptrdiff_t n) { table()->gelu_gate(out, a, b, n); }
+
+void skd_gelu(float *out, const float *a, ptrdiff_t n) { table()->gelu(out, a, n); }
+
+void skd_gelu_backward(float *dx, const float *g, const float *x, ptrdiff_t n) { table()->gelu_backward(dx, g, x, n); }
+
+void skd_gelu_gate_backward(float *d1, float *d2, const float *g, const float *x1, const float *x2, ptrdiff_t n) {
+    table()->gelu_gate_backward(d1, d2, g, x1, x2, n);
+}
+
+void skd_softmax_row(float *y, const float *x, ptrdiff_t n) { table()->softmax_row(y, x, n); }
+
+void skd_softmax_backward_row(float *dx, const float *g, const float *y, ptrdiff_t n, float scale) {
+    table()->softmax_backward_row(dx, g, y, n, scale);
+}
+
+void skd_layernorm_channels_forward(const float *x, ptrdiff_t x_stride, float *y, ptrdiff_t y_stride, const float *w,
+                                    const float *b, ptrdiff_t c, ptrdiff_t len, float eps, float *mean, float *rstd) {
+    table()->layernorm_forward(x, x_stride, y, y_stride, w, b, c, len, eps, mean, rstd);
+}
+
+void skd_layernorm_channels_backward(const float *x, const float *g, ptrdiff_t stride, const float *w,
+                                     const float *mean, const float *rstd, ptrdiff_t c, ptrdiff_t len, int with_bias,
+                                     float *dx, float *dw, float *db, float *scratch) {
+    table()->layernorm_backward(x, g, stride, w, mean, rstd, c, len, with_bias, dx, dw, db, scratch);
+}
+
+void skd_depthwise_row(float *out, ptrdiff_t wo, const float *src, ptrdiff_t wi, const float *w, ptrdiff_t k,
+                       ptrdiff_t pad) {
+    table()->depthwise_row(out, wo, src, wi, w, k, pad);
+}
+
+void skd_depthwise_output_row(float *out, ptrdiff_t wo, const float *const *rows, ptrdiff_t kh, ptrdiff_t wi,
+                              const float *w, ptrdiff_t kw, ptrdiff_t pad, float bias) {
+    table()->depthwise_output_row(out, wo, rows, kh, wi, w, kw, pad, bias);
+}
+
+void skd_depthwise_plane_weight_grad(double *gw, const float *g, ptrdiff_t ho, ptrdiff_t wo, const float *x,
+                                     ptrdiff_t h, ptrdiff_t w, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t padh, ptrdiff_t padw) {
+    table()->depthwise_plane_weight_grad(gw, g, ho, wo, x, h, w, kh, kw, padh, padw);
+}
+
+void skd_adam_update(float *p, const float *g, float *m, float *v, ptrdiff_t n, float weight_decay,
+                     float one_minus_beta1, float beta2, float one_minus_beta2, float step_size, float correction2,
+                     float eps) {
+    table()->adam(p, g, m, v, n, weight_decay, one_minus_beta1, beta2, one_minus_beta2, step_size, correction2, eps);
 }

@@ -101,40 +101,21 @@ public func spatialCrossAttention(student: Tensor, teacher: Tensor, tileRows: In
     }
 }
 
-/// Replaces each of `rows` rows of `length` logits by its softmax (max-subtracted), rows split across cores.
+/// Replaces each of `rows` rows of `length` logits by its softmax (max-subtracted), rows split across cores: the
+/// C row kernel of `Tensor.softmax` (AVX2 / AVX-512 where available).
 func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, length: Int) {
     Parallel.forEach(rows, cost: length) { range in
-        for r in range {
-            let row = p + r * length
-            var m = -Float.infinity
-            for j in 0..<length { m = Swift.max(m, row[j]) }
-            // Exponentiate in a loop of its own (branch-free FastMath.exp vectorises), then sum with vector
-            // accumulators: a scalar running sum would serialise on the add latency.
-            for j in 0..<length { row[j] = FastMath.exp(row[j] - m) }
-            var acc = SIMD8<Float>()
-            var j = 0
-            while j + 8 <= length {
-                acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
-                j += 8
-            }
-            var sum = acc.sum()
-            while j < length { sum += row[j]; j += 1 }
-            let inv = 1 / sum
-            for j in 0..<length { row[j] *= inv }
-        }
+        for r in range { VectorRows.softmaxRow(p + r * length, p + r * length, count: length) }
     }
 }
 
 /// Turns `gradient` (dL/dA for softmax rows `probabilities`) into `scale · dL/dlogits`, in place:
-/// `A ⊙ (dA − Σ_j A_j·dA_j) · scale`.
+/// `A ⊙ (dA − Σ_j A_j·dA_j) · scale` (the C row kernel of `Tensor.softmax`'s backward).
 func softmaxBackwardRowsInPlace(probabilities a: UnsafeMutablePointer<Float>, gradient da: UnsafeMutablePointer<Float>,
                                 rows: Int, length: Int, scale: Float) {
     Parallel.forEach(rows, cost: length) { range in
         for r in range {
-            let pa = a + r * length, pd = da + r * length
-            var dot: Float = 0
-            for j in 0..<length { dot += pa[j] * pd[j] }
-            for j in 0..<length { pd[j] = pa[j] * (pd[j] - dot) * scale }
+            VectorRows.softmaxBackwardRow(da + r * length, da + r * length, a + r * length, count: length, scale: scale)
         }
     }
 }

@@ -84,57 +84,37 @@ struct BandedNormPointwiseDepthwise {
     }
 
     /// Restormer's channel LayerNorm of `pixels` consecutive pixels (channel planes `sourceStride` apart) into
-    /// `normed` (`[channels, pixels]`), with the arithmetic of `Tensor.layerNormChannels`.
+    /// `normed` (`[channels, pixels]`): the C kernel of `Tensor.layerNormChannels`, in blocks across cores.
     private func layerNorm(_ x: UnsafePointer<Float>, sourceStride: Int, pixels: Int) {
-        let c = channels, invC = 1 / Float(c), dst = normed
-        let wp = normWeight, bp = normBias, eps = eps
+        let c = channels, dst = normed, wp = normWeight, bp = normBias, eps = eps
         let block = 256
         Parallel.forEach((pixels + block - 1) / block, cost: 3 * c * block) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { scratch in
                 let mu = scratch.baseAddress!, rs = mu + block
                 for b in range {
                     let p0 = b * block, len = Swift.min(block, pixels - p0)
-                    let x0 = x + p0, y0 = dst + p0
-                    rs.update(repeating: 0, count: len)
-                    for ch in 1..<c {
-                        let xc = x0 + ch * sourceStride
-                        for j in 0..<len { rs[j] += xc[j] - x0[j] }
-                    }
-                    for j in 0..<len { mu[j] = x0[j] + rs[j] * invC }
-                    rs.update(repeating: 0, count: len)
-                    for ch in 0..<c {
-                        let xc = x0 + ch * sourceStride
-                        for j in 0..<len { let d = xc[j] - mu[j]; rs[j] += d * d }
-                    }
-                    for j in 0..<len { rs[j] = 1 / (rs[j] * invC + eps).squareRoot() }
-                    if let bp {
-                        for ch in 0..<c {
-                            let xc = x0 + ch * sourceStride, yc = y0 + ch * pixels, w = wp[ch], bv = bp[ch]
-                            for j in 0..<len { yc[j] = (xc[j] - mu[j]) * rs[j] * w + bv }
-                        }
-                    } else {
-                        for ch in 0..<c {
-                            let xc = x0 + ch * sourceStride, yc = y0 + ch * pixels, w = wp[ch]
-                            for j in 0..<len { yc[j] = xc[j] * (rs[j] * w) }
-                        }
-                    }
+                    VectorRows.layerNormChannels(x + p0, xStride: sourceStride, dst + p0, yStride: pixels,
+                                                 weight: wp, bias: bp, channels: c, count: len, eps: eps,
+                                                 mean: mu, rstd: rs)
                 }
             }
         }
     }
 
     /// Row `oh` (global, inside the current band) of the depthwise 3×3 (padding 1) of channel `ch` into `row`,
-    /// with the arithmetic of `conv2d`'s depthwise kernel (bias, then the three taps of each kernel row).
+    /// with the row kernel of `conv2d`'s depthwise path (bias, then the three kernel rows).
     @inline(__always)
     func convolveRow(channel ch: Int, row oh: Int, into row: UnsafeMutablePointer<Float>) {
-        let w = width
-        row.update(repeating: depthwiseBias?[ch] ?? 0, count: w)
-        let k = depthwise + ch * 9, plane = band + ch * slots * w
-        for ki in 0..<3 {
-            let ih = oh - 1 + ki
-            if ih < 0 || ih >= height { continue }
-            // AVX2 + FMA where available (VectorRows), the same sum otherwise.
-            VectorRows.depthwise3Accumulate(row, plane + (ih - base) * w, k[ki * 3], k[ki * 3 + 1], k[ki * 3 + 2], count: w)
+        let w = width, plane = band + ch * slots * w
+        // The row kernel of conv2d's depthwise path (C, AVX2 / AVX-512 where available), all three kernel rows at once.
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 3) { rows in
+            for ki in 0..<3 {
+                let ih = oh - 1 + ki
+                rows[ki] = ih < 0 || ih >= height ? nil : UnsafePointer(plane + (ih - base) * w)
+            }
+            VectorRows.depthwiseOutputRow(row, outCount: w, rows: UnsafePointer(rows.baseAddress!), kernelH: 3,
+                                          inCount: w, weights: depthwise + ch * 9, kernelW: 3, padding: 1,
+                                          bias: depthwiseBias?[ch] ?? 0)
         }
     }
 }

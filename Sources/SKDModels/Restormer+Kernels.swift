@@ -65,16 +65,11 @@ extension Tensor {
             let s = cs + g * cc, a = at + g * cc, t = temp[h]
             for i in 0..<c {
                 let row = s + i * c, out = a + i * c
-                var peak = -Float.infinity
                 for j in 0..<c {
                     row[j] *= rq[i] * rk[j]
                     out[j] = row[j] * t
-                    peak = Swift.max(peak, out[j])
                 }
-                var total: Float = 0
-                for j in 0..<c { out[j] = FastMath.exp(out[j] - peak); total += out[j] }
-                let scale = 1 / total
-                for j in 0..<c { out[j] *= scale }
+                VectorRows.softmaxRow(out, out, count: c)
             }
         }
 
@@ -205,12 +200,7 @@ extension Tensor {
                 for r in rows {
                     let offset = ((r / hidden) * 2 * hidden + r % hidden) * n
                     let x1 = x + offset, x2 = x1 + hidden * n, d1 = dx + offset, d2 = d1 + hidden * n
-                    let go = g + r * n
-                    for p in 0..<n {
-                        let (value, slope) = FastMath.geluAndSlope(x1[p])
-                        d1[p] = go[p] * x2[p] * slope
-                        d2[p] = go[p] * value
-                    }
+                    VectorRows.geluGateBackward(d1, d2, g + r * n, x1, x2, count: n)
                 }
             }
             return [gx]
@@ -224,8 +214,9 @@ extension Tensor {
     /// GDFN's `gelu(x₁) · x₂` with `x₁, x₂ = depthwise3×3(x).chunk(2, dim=1)`, in one pass and without gradient:
     /// each output row is gated straight from the two convolved rows, which live in a per-thread scratch, so the
     /// `[B, 2·C, H, W]` convolution output is never written or read back (at 512×512 that is 2× 356 MB of
-    /// traffic and one fresh allocation per block for restormer-s). The convolution sums in the same order as
-    /// `conv2d`'s depthwise kernel (bias, then the taps row by row), so the result equals the composed ops.
+    /// traffic and one fresh allocation per block for restormer-s). The convolution and the gate are the row kernels
+    /// of `conv2d`'s depthwise path and of `gdfnGate` (bias, then the kernel rows), so the result equals the composed
+    /// ops.
     ///
     /// Use it only when no gradient is needed (it records nothing); `RestormerFeedForward` switches to it
     /// by itself under `noGrad` or for frozen weights and inputs.
@@ -248,17 +239,15 @@ extension Tensor {
         /// One output row of the depthwise convolution of `channel` (its plane at `input`) into `row`.
         @inline(__always)
         func convolveRow(_ input: UnsafeMutablePointer<Float>, channel: Int, row oh: Int, into row: UnsafeMutablePointer<Float>) {
-            row.update(repeating: shift?[channel] ?? 0, count: w)
-            let k = kernel + channel * 9
-            for ki in 0..<3 {
-                let ih = oh - 1 + ki
-                if ih < 0 || ih >= h { continue }
-                let line = input + ih * w
-                // Tap kj reads column ow + kj − 1: valid output columns 1..<w, 0..<w and 0..<w−1.
-                let w0 = k[ki * 3], w1 = k[ki * 3 + 1], w2 = k[ki * 3 + 2]
-                if w > 1 { for ow in 1..<w { row[ow] += w0 * line[ow - 1] } }
-                for ow in 0..<w { row[ow] += w1 * line[ow] }
-                if w > 1 { for ow in 0..<(w - 1) { row[ow] += w2 * line[ow + 1] } }
+            // The row kernel of conv2d's depthwise path (C, AVX2 / AVX-512 where available).
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 3) { rows in
+                for ki in 0..<3 {
+                    let ih = oh - 1 + ki
+                    rows[ki] = ih < 0 || ih >= h ? nil : UnsafePointer(input + ih * w)
+                }
+                VectorRows.depthwiseOutputRow(row, outCount: w, rows: UnsafePointer(rows.baseAddress!), kernelH: 3,
+                                              inCount: w, weights: kernel + channel * 9, kernelW: 3, padding: 1,
+                                              bias: shift?[channel] ?? 0)
             }
         }
 
@@ -273,8 +262,7 @@ extension Tensor {
                 for oh in 0..<h {
                     convolveRow(input1, channel: c, row: oh, into: first)
                     convolveRow(input2, channel: c + hidden, row: oh, into: second)
-                    let o = output + oh * w
-                    for ow in 0..<w { o[ow] = FastMath.gelu(first[ow]) * second[ow] }
+                    VectorRows.geluGate(output + oh * w, first, second, count: w)
                 }
             }
         }

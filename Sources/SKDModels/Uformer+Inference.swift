@@ -85,7 +85,7 @@ extension UformerWindowAttention {
             Parallel.forEach(batch * windowsPerImage, cost: 2 * n * n * c + n * row3) { windows in
                 let gathered = UnsafeMutablePointer<Float>.allocate(capacity: n * row3)
                 let result = UnsafeMutablePointer<Float>.allocate(capacity: n * c)
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n * n + n * d + n)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n * n + n * d)
                 defer { gathered.deallocate(); result.deallocate(); scratch.deallocate() }
                 for window in windows {
                     let b = window / windowsPerImage, inImage = window % windowsPerImage

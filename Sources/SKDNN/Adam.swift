@@ -95,15 +95,14 @@ public final class Adam {
             let correction2 = Float(biasCorrection2Sqrt)
             let decay = weightDecay, eps = self.eps
             let p = parameter.pointer, g = grad.pointer, mp = m.pointer, vp = v.pointer
+            // gᵢ = g + decay·p;  m += (1−β₁)(gᵢ − m);  v = β₂·v + (1−β₂)·gᵢ²;  p −= stepSize·m / (√v/correction2 + eps),
+            // in the C kernel (AVX2 / AVX-512 where available; no FMA contraction, the same bits at every level).
             Parallel.forEach(parameter.count, cost: 8) { range in
-                for i in range {
-                    let gi = g[i] + decay * p[i]
-                    let mi = mp[i] + oneMinusBeta1 * (gi - mp[i])
-                    let vi = beta2Float * vp[i] + oneMinusBeta2 * gi * gi
-                    mp[i] = mi
-                    vp[i] = vi
-                    p[i] -= stepSize * mi / (vi.squareRoot() / correction2 + eps)
-                }
+                let i = range.lowerBound
+                VectorRows.adamUpdate(parameters: p + i, gradients: g + i, firstMoments: mp + i, secondMoments: vp + i,
+                                      count: range.count, weightDecay: decay, oneMinusBeta1: oneMinusBeta1,
+                                      beta2: beta2Float, oneMinusBeta2: oneMinusBeta2, stepSize: stepSize,
+                                      correction2: correction2, eps: eps)
             }
         }
     }

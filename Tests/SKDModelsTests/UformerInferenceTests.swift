@@ -21,7 +21,8 @@ final class UformerInferenceTests: XCTestCase {
             (32, 2, 16, 8, 4, false, true, 1, 8, 8),   // d = 16, n = 64: full AVX-512 rows
         ]
         let savedBand = UformerLeWinBlock.feedForwardBandBytes
-        defer { skd_window_attention_set_level(-1); UformerLeWinBlock.feedForwardBandBytes = savedBand }
+        let savedLevel = skd_kernels_level()
+        defer { skd_kernels_set_level(savedLevel); UformerLeWinBlock.feedForwardBandBytes = savedBand }
         for (i, c) in cases.enumerated() {
             let block = UformerLeWinBlock(dim: c.dim, resolution: c.resolution, numHeads: c.heads, window: c.window,
                                           shift: c.shift, qkvBias: c.qkvBias, modulator: c.modulator)
@@ -34,14 +35,14 @@ final class UformerInferenceTests: XCTestCase {
             input.requiresGrad = true
             let composed = block.forward(input, height: c.h, width: c.w).detached()
             for level in 0...2 {
-                skd_window_attention_set_level(Int32(level))
+                skd_kernels_set_level(Int32(level))
                 // LeFF bands of 1, 2 and all rows (the halo is 2 rows).
                 let hidden = Int(Double(c.dim) * 4)
                 UformerLeWinBlock.feedForwardBandBytes = ([1, 2, c.h][level] + 2) * hidden * c.w * 4
                 let fused = noGrad { block.forward(x, height: c.h, width: c.w) }
                 XCTAssertEqual(fused.shape, composed.shape)
                 let error = fused.relativeError(to: composed)
-                XCTAssertLessThan(error, 2e-6, "case \(i) \(c), kernel level \(skd_window_attention_level()): "
+                XCTAssertLessThan(error, 2e-6, "case \(i) \(c), kernel level \(skd_kernels_level()): "
                                   + "inference differs from the composed ops by \(error)")
             }
         }

@@ -1,6 +1,7 @@
 // Uformer's window attention for one window and all its heads, for the inference path: the logits, bias, mask,
 // softmax and the product with the values stay in a scratch buffer of one window (no [windows, heads, N, N]
-// tensor). Compiled portable, AVX2 + FMA and AVX-512, chosen at run time.
+// tensor). Compiled portable, AVX2 + FMA and AVX-512; the variant is the kernel level of CSKDKernels.h
+// (skd_kernels_level / skd_kernels_set_level), like every other row kernel.
 #ifndef CSKDWINDOWATTENTION_H
 #define CSKDWINDOWATTENTION_H
 
@@ -15,16 +16,9 @@
 /// - bias: [heads, n, n], the relative-position bias.
 /// - labels: [n] region labels, or NULL for an unshifted window.
 /// - out: rows of `ldo` floats; columns [0, heads·d) are written.
-/// - scratch: at least n·n + n·d + n floats.
+/// - scratch: at least n·n + n·d floats.
 void skd_window_attention(const float *q, const float *k, const float *v, ptrdiff_t ld,
                           float *out, ptrdiff_t ldo, const float *bias, const unsigned char *labels,
                           int n, int heads, int d, float *scratch);
-
-/// The variant `skd_window_attention` runs: 0 portable, 1 AVX2 + FMA, 2 AVX-512.
-int skd_window_attention_level(void);
-
-/// Forces a variant (clamped to what the CPU can run), for tests that check every variant against one reference;
-/// −1 restores the automatic choice. Not to be called while a kernel runs.
-void skd_window_attention_set_level(int level);
 
 #endif

@@ -10,6 +10,9 @@
 // Backward: for stride 1 the input gradient is itself a depthwise convolution (of the output gradient with the
 // flipped kernel and padding dilation·(k − 1) − padding) and reuses the forward kernel; other strides scatter
 // row-wise. The weight gradient accumulates per-tap row products that are reduced once per channel.
+// Stride 1 with dilation 1 (every depthwise convolution of the models but DRSformer's dilated ones) runs the C
+// row kernels of VectorRows — portable, AVX2 + FMA or AVX-512 — which the fused inference paths call too; the
+// Swift loops below remain for strided and dilated geometries.
 
 import Foundation
 
@@ -114,19 +117,33 @@ extension Tensor {
         let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation
         let taps = columnTaps(geo)
         let interior = (lo: taps.map(\.lo).max()!, hi: taps.map(\.hi).min()!)
+        // Stride 1, dilation 1: the C row kernel (one definition with the fused inference paths).
+        let unit = s == 1 && dil == 1
         taps.withUnsafeBufferPointer { taps in
             Parallel.forEach(batch * c, cost: geo.outPlaneSize * geo.kernelArea) { r in
+                let rows = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: kH)
+                defer { rows.deallocate() }
                 for plane in r {
                     let ch = plane % c
                     let src = x + plane * H * W, dst = out + plane * Ho * Wo, wk = w + ch * geo.kernelArea
                     let b = bias?[ch] ?? 0
                     for oh in 0..<Ho {
                         let orow = dst + oh * Wo
-                        orow.update(repeating: b, count: Wo)
-                        for ki in 0..<kH {
-                            let ih = oh * s - p + ki * dil
-                            if ih < 0 || ih >= H { continue }
-                            accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
+                        if unit {
+                            // Every kernel row in one pass of the C kernel (nil rows lie in the padding).
+                            for ki in 0..<kH {
+                                let ih = oh - p + ki
+                                rows[ki] = ih < 0 || ih >= H ? nil : UnsafePointer(src + ih * W)
+                            }
+                            VectorRows.depthwiseOutputRow(orow, outCount: Wo, rows: rows, kernelH: kH, inCount: W,
+                                                          weights: wk, kernelW: kW, padding: geo.padW, bias: b)
+                        } else {
+                            orow.update(repeating: b, count: Wo)
+                            for ki in 0..<kH {
+                                let ih = oh * s - p + ki * dil
+                                if ih < 0 || ih >= H { continue }
+                                accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
+                            }
                         }
                         if relu { for ow in 0..<Wo { orow[ow] = Swift.max(orow[ow], 0) } }
                     }
@@ -150,6 +167,7 @@ extension Tensor {
         let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation, kArea = geo.kernelArea
         let taps = columnTaps(geo)
         let interior = (lo: taps.map(\.lo).max()!, hi: taps.map(\.hi).min()!)
+        let unit = s == 1 && dil == 1
         taps.withUnsafeBufferPointer { taps in
             Parallel.forEach(batch * cout, cost: geo.outPlaneSize * kArea * cinG) { r in
                 for plane in r {
@@ -164,7 +182,12 @@ extension Tensor {
                             for ki in 0..<kH {
                                 let ih = oh * s - p + ki * dil
                                 if ih < 0 || ih >= H { continue }
-                                accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
+                                if unit {
+                                    VectorRows.depthwiseRow(orow, outCount: Wo, src + ih * W, inCount: W,
+                                                            weights: wk + ki * kW, kernel: kW, padding: geo.padW)
+                                } else {
+                                    accumulateKernelRow(orow, src + ih * W, wk + ki * kW, taps, interior: interior, stride: s)
+                                }
                             }
                         }
                         if relu { for ow in 0..<Wo { orow[ow] = Swift.max(orow[ow], 0) } }
@@ -236,6 +259,25 @@ extension Tensor {
         let c = geo.channels, H = geo.height, W = geo.width, Ho = geo.outH, Wo = geo.outW
         let kH = geo.kernelH, kW = geo.kernelW, s = geo.stride, p = geo.padH, dil = geo.dilation
         let kArea = geo.kernelArea
+        if s == 1 && dil == 1 {
+            // The C plane kernel: one 16-lane accumulator per tap over the plane, added in Double.
+            Parallel.forEach(c, cost: batch * geo.outPlaneSize * kArea) { r in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: kArea) { buffer in
+                    let acc = buffer.baseAddress!
+                    for ch in r {
+                        acc.update(repeating: 0, count: kArea)
+                        for n in 0..<batch {
+                            let plane = n * c + ch
+                            VectorRows.depthwisePlaneWeightGradient(
+                                acc, g + plane * Ho * Wo, outH: Ho, outW: Wo, x + plane * H * W, height: H, width: W,
+                                kernelH: kH, kernelW: kW, padH: p, padW: geo.padW)
+                        }
+                        for tap in 0..<kArea { gw[ch * kArea + tap] = Float(acc[tap]) }
+                    }
+                }
+            }
+            return
+        }
         let taps = columnTaps(geo)
         taps.withUnsafeBufferPointer { taps in
             Parallel.forEach(c, cost: batch * geo.outPlaneSize * kArea) { r in

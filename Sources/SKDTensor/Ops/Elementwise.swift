@@ -270,7 +270,9 @@ extension Tensor {
         return out.recorded("gelu", [x]) { g in
             let gx = Tensor(uninitialized: x.shape)
             let gp = g.pointer, xp = x.pointer, dp = gx.pointer
-            Parallel.forEach(x.count, cost: 10) { r in for i in r { dp[i] = gp[i] * FastMath.geluAndSlope(xp[i]).slope } }
+            Parallel.forEach(x.count, cost: 10) { r in
+                VectorRows.geluBackward(dp + r.lowerBound, gp + r.lowerBound, xp + r.lowerBound, count: r.count)
+            }
             return [gx]
         }
     }

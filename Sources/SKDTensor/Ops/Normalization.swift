@@ -11,8 +11,9 @@ extension Tensor {
     /// Pixels per block of the channel-LayerNorm kernels. A block (`C × block` floats) is read several times
     /// (mean, variance, output), so it is sized to stay in the L1/L2 cache, ≈ 32 KiB.
     fileprivate static func channelNormBlock(channels: Int) -> Int {
+        // A multiple of 64 pixels: the C kernel's vector loops then end without a scalar remainder.
         let target = 8192 / Swift.max(channels, 1)
-        return Swift.min(1024, Swift.max(64, (target + 15) / 16 * 16))
+        return Swift.min(1024, Swift.max(64, (target + 63) / 64 * 64))
     }
 
     /// Layer normalisation over the channel axis of an NCHW map, at every pixel: Restormer's `LayerNorm`
@@ -41,41 +42,16 @@ extension Tensor {
         let blocksPerImage = (hw + block - 1) / block, blocks = n * blocksPerImage
         let xp = pointer, yp = out.pointer, wp = weight.pointer, bp = bias?.pointer
         let mp = meanCache.pointer, rp = rstdCache.pointer
-        let invC = 1 / Float(c)
 
-        // Each block of pixels: accumulate channel by channel into per-pixel buffers (contiguous inner loops),
-        // then write every channel of the block.
+        // Each block of pixels: the C kernel (portable / AVX2 / AVX-512) that the fused inference paths call too.
         Parallel.forEach(blocks, cost: 3 * c * block) { range in
             for b in range {
                 let image = b / blocksPerImage, p0 = (b % blocksPerImage) * block
                 let len = Swift.min(block, hw - p0)
-                let x0 = xp + image * c * hw + p0, y0 = yp + image * c * hw + p0
-                let mu = mp + image * hw + p0, rs = rp + image * hw + p0
-                // The mean accumulates deviations from channel 0 (in `rs`, free until the variance pass), which
-                // keeps it accurate when the values are large next to their spread.
-                rs.update(repeating: 0, count: len)
-                for ch in 1..<c {
-                    let xc = x0 + ch * hw
-                    for j in 0..<len { rs[j] += xc[j] - x0[j] }
-                }
-                for j in 0..<len { mu[j] = x0[j] + rs[j] * invC }
-                rs.update(repeating: 0, count: len)
-                for ch in 0..<c {
-                    let xc = x0 + ch * hw
-                    for j in 0..<len { let d = xc[j] - mu[j]; rs[j] += d * d }
-                }
-                for j in 0..<len { rs[j] = 1 / (rs[j] * invC + eps).squareRoot() }
-                if let bp {
-                    for ch in 0..<c {
-                        let xc = x0 + ch * hw, yc = y0 + ch * hw, w = wp[ch], bv = bp[ch]
-                        for j in 0..<len { yc[j] = (xc[j] - mu[j]) * rs[j] * w + bv }
-                    }
-                } else {
-                    for ch in 0..<c {
-                        let xc = x0 + ch * hw, yc = y0 + ch * hw, w = wp[ch]
-                        for j in 0..<len { yc[j] = xc[j] * (rs[j] * w) }
-                    }
-                }
+                let off = image * c * hw + p0
+                VectorRows.layerNormChannels(xp + off, xStride: hw, yp + off, yStride: hw, weight: wp, bias: bp,
+                                             channels: c, count: len, eps: eps,
+                                             mean: mp + image * hw + p0, rstd: rp + image * hw + p0)
             }
         }
 
@@ -94,46 +70,15 @@ extension Tensor {
             let mp = meanCache.pointer, rp = rstdCache.pointer
             Parallel.forEach(blocks, cost: 3 * c * block) { range in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * block) { scratch in
-                    let sumA = scratch.baseAddress!, sumAZ = sumA + block, z = sumAZ + block
                     for b in range {
                         let image = b / blocksPerImage, p0 = (b % blocksPerImage) * block
                         let len = Swift.min(block, hw - p0)
                         let off = image * c * hw + p0
-                        let x0 = xp + off, g0 = gp + off
-                        let mu = mp + image * hw + p0, rs = rp + image * hw + p0
-                        sumA.update(repeating: 0, count: len)
-                        sumAZ.update(repeating: 0, count: len)
-                        for ch in 0..<c {
-                            let xc = x0 + ch * hw, gc = g0 + ch * hw, w = wp[ch]
-                            if withBias {
-                                for j in 0..<len { z[j] = (xc[j] - mu[j]) * rs[j] }
-                            } else {
-                                for j in 0..<len { z[j] = xc[j] * rs[j] }
-                            }
-                            if needX {
-                                for j in 0..<len {
-                                    let a = gc[j] * w
-                                    sumA[j] += a
-                                    sumAZ[j] += a * z[j]
-                                }
-                            }
-                            if let pwp { pwp[b * c + ch] = RowKernels.dot(gc, z, len) }
-                            if let pbp { pbp[b * c + ch] = RowKernels.sum(gc, len) }
-                        }
-                        guard let dxp else { continue }
-                        let d0 = dxp + off
-                        let centredTerm: Float = withBias ? 1 : 0
-                        for j in 0..<len {
-                            sumA[j] *= invC * centredTerm
-                            sumAZ[j] *= invC
-                        }
-                        for ch in 0..<c {
-                            let xc = x0 + ch * hw, gc = g0 + ch * hw, dc = d0 + ch * hw, w = wp[ch]
-                            for j in 0..<len {
-                                let xhat = (xc[j] - mu[j]) * rs[j]
-                                dc[j] = rs[j] * (gc[j] * w - sumA[j] - xhat * sumAZ[j])
-                            }
-                        }
+                        VectorRows.layerNormChannelsBackward(
+                            xp + off, gp + off, stride: hw, weight: wp, mean: mp + image * hw + p0,
+                            rstd: rp + image * hw + p0, channels: c, count: len, withBias: withBias,
+                            dx: dxp.map { $0 + off }, dw: pwp.map { $0 + b * c }, db: pbp.map { $0 + b * c },
+                            scratch: scratch.baseAddress!)
                     }
                 }
             }

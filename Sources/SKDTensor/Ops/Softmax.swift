@@ -2,7 +2,7 @@
 //
 // All three subtract the row maximum before exponentiating (no overflow for any finite input) and work row by
 // row on contiguous memory: a row is read once from memory and then stays in L1 for the remaining passes.
-// Rows are split across cores.
+// Rows are split across cores. Softmax's rows are the C kernels of VectorRows (as the MCA and MDTA softmaxes).
 
 import Foundation
 
@@ -24,13 +24,7 @@ extension Tensor {
         let out = Tensor(uninitialized: shape)
         let xp = pointer, yp = out.pointer
         Parallel.forEach(rows, cost: n) { range in
-            for row in range {
-                let x = xp + row * n, y = yp + row * n
-                let m = RowKernels.max(x, n)
-                for j in 0..<n { y[j] = RowKernels.exp(x[j] - m) }
-                let inv = 1 / RowKernels.sum(y, n)
-                for j in 0..<n { y[j] *= inv }
-            }
+            for row in range { VectorRows.softmaxRow(yp + row * n, xp + row * n, count: n) }
         }
         // The closure holds the output's storage, not the output: a tensor capturing itself would never be freed
         // when the graph is dropped without a backward pass.
@@ -41,11 +35,7 @@ extension Tensor {
             let gx = Tensor(uninitialized: g.shape)
             let gp = g.pointer, dp = gx.pointer
             Parallel.forEach(rows, cost: n) { range in
-                for row in range {
-                    let gr = gp + row * n, y = yp + row * n, d = dp + row * n
-                    let s = RowKernels.dot(gr, y, n)
-                    for j in 0..<n { d[j] = y[j] * (gr[j] - s) }
-                }
+                for row in range { VectorRows.softmaxBackwardRow(dp + row * n, gp + row * n, yp + row * n, count: n) }
             }
             return [gx]
         }
