@@ -53,13 +53,16 @@ static const struct skd_kernel_table *const tables[3] = { &table_portable, &tabl
 static int max_level = -1;   // -1: not detected yet
 static int level = -1;       // -1: not chosen yet
 
+/// The widest level the CPU can run, from the one CPU query of the package (CSKDCPU.c: cpuid and the registers
+/// the operating system saves).
 static int detect_max_level(void) {
 #ifdef SKD_HAVE_X86_VARIANTS
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
-        && __builtin_cpu_supports("avx512vl")) return 2;
-    return 1;
+    skd_cpu_info info;
+    skd_cpu_query(&info);
+    const unsigned int avx2 = SKD_CPU_AVX2 | SKD_CPU_FMA;
+    const unsigned int avx512 = SKD_CPU_AVX512F | SKD_CPU_AVX512BW | SKD_CPU_AVX512DQ | SKD_CPU_AVX512VL;
+    if ((info.features & avx2) != avx2) return 0;
+    return (info.features & avx512) == avx512 ? 2 : 1;
 #else
     return 0;
 #endif
