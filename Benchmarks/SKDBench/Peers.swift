@@ -1,8 +1,9 @@
 // SwiftSKD against ONNX Runtime on the official student networks (`../shared/peers`: restormer-s, uformer-s and
-// drsformer-s exported at 1×3×512×512, and `ort_time.py`), interleaved in one run: round by round, one SwiftSKD
-// inference in this process, then one ONNX Runtime inference in a fresh `python3 ort_time.py --runs 1` (which
-// builds its session and warms up before the timed run). On a shared machine only the ratio, pair by pair, means
-// much; the medians of both and of the ratios are reported, with each side's peak RSS.
+// drsformer-s exported at 1×3×512×512, and `ort_time.py`), interleaved in one run: round by round, SwiftSKD's
+// inferences in this process, then ONNX Runtime's in a fresh `python3 ort_time.py --runs N` (which builds its
+// session and warms up before its timed runs). On a shared machine only the ratio, pair by pair, means
+// much; the medians of both and of the ratios are reported, with each side's peak RSS. Each round times `runs`
+// inferences on both sides (ort_time.py's default is 3) and compares their medians: steady state on both sides.
 
 import Foundation
 import SKDModels
@@ -17,7 +18,7 @@ let peerPresets: [(preset: String, file: String)] = [
 struct PeerComparison: Codable {
     let preset: String
     let peer: String
-    /// Seconds per 512×512 inference, round by round.
+    /// Seconds per 512×512 inference, round by round (each the median of that round's runs).
     let ours: [Double]
     let theirs: [Double]
     /// ours / theirs, round by round.
@@ -36,11 +37,12 @@ func median(_ values: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// Runs `python3 ort_time.py model --threads threads --runs 1`; its timed run (seconds) and peak RSS (bytes).
-private func runPeer(script: URL, model: URL, threads: Int) throws -> (seconds: Double, peakRSS: Double?) {
+/// Runs `python3 ort_time.py model --threads threads --runs runs`; the median of its timed runs (seconds) and its
+/// peak RSS (bytes).
+private func runPeer(script: URL, model: URL, threads: Int, runs: Int) throws -> (seconds: Double, peakRSS: Double?) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", script.path, model.path, "--threads", "\(threads)", "--runs", "1"]
+    process.arguments = ["python3", script.path, model.path, "--threads", "\(threads)", "--runs", "\(runs)"]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
@@ -65,7 +67,7 @@ struct PeerError: Error, CustomStringConvertible {
 }
 
 /// The interleaved comparison of every preset with a peer file in `directory`, `rounds` pairs each.
-func comparePeers(directory: URL, rounds: Int, threads: Int, presets: [String]?) throws -> [PeerComparison] {
+func comparePeers(directory: URL, rounds: Int, runs: Int, threads: Int, presets: [String]?) throws -> [PeerComparison] {
     let script = directory.appendingPathComponent("ort_time.py")
     guard FileManager.default.fileExists(atPath: script.path) else {
         throw PeerError("\(script.path) not found")
@@ -82,8 +84,8 @@ func comparePeers(directory: URL, rounds: Int, threads: Int, presets: [String]?)
             let image = benchTensor([1, 3, 512, 512], seed: 11).clamped(-1, 1)
             _ = Inference.restore(network, image)  // warm-up, as ort_time.py warms up its session
             for round in 0..<rounds {
-                ours.append(timeOnce { _ = Inference.restore(network, image) })
-                let peer = try runPeer(script: script, model: model, threads: threads)
+                ours.append(median((0..<runs).map { _ in timeOnce { _ = Inference.restore(network, image) } }))
+                let peer = try runPeer(script: script, model: model, threads: threads, runs: runs)
                 theirs.append(peer.seconds)
                 theirsPeak = max(theirsPeak ?? 0, peer.peakRSS ?? 0)
                 print(String(format: "  %@ round %d: SwiftSKD %.3f s, ONNX Runtime %.3f s, ratio %.2f",

@@ -4,7 +4,7 @@
 //
 //   swift run -c release skd-bench [FILTER...] [--json PATH] [--samples N] [--warmup N] [--seconds S]
 //                                  [--column-bytes B] [--threads N] [--cache-mb N] [--train-batch N] [--skd-batch N] [--band-kib N] [--ffn-band-kib N] [--list]
-//                                  [--peers DIR] [--peer-rounds N] [--no-peers]
+//                                  [--peers DIR] [--peer-rounds N] [--peer-runs N] [--no-peers]
 //
 // A benchmark runs when its name contains any FILTER (case-insensitive), or always when no filter is given.
 // New benchmarks are added as entries of a list (see KernelBenchmarks.swift) and joined into `allBenchmarks`.
@@ -37,6 +37,7 @@ func usage() -> Never {
                    interleaved round by round with SwiftSKD's 512x512 inference (default: $SKD_PEERS_DIR or
                    ../shared/peers when it exists and no FILTER is given; with FILTERs, the presets they match)
       --peer-rounds N  SwiftSKD/ONNX Runtime pairs per preset (default 3)
+      --peer-runs N    timed inferences per side and round, compared by their medians (default 3, as ort_time.py)
       --no-peers   skip the ONNX Runtime comparison
     """)
     exit(2)
@@ -48,6 +49,7 @@ var settings = RunSettings()
 var listOnly = false
 var peersDirectory: String? = nil
 var peerRounds = 3
+var peerRuns = 3
 var noPeers = false
 var arguments = CommandLine.arguments.dropFirst()
 while let arg = arguments.popFirst() {
@@ -79,6 +81,7 @@ while let arg = arguments.popFirst() {
     case "--list": listOnly = true
     case "--peers": peersDirectory = value()
     case "--peer-rounds": guard let n = Int(value()), n >= 1 else { usage() }; peerRounds = n
+    case "--peer-runs": guard let n = Int(value()), n >= 1 else { usage() }; peerRuns = n
     case "--no-peers": noPeers = true
     case "-h", "--help": usage()
     default:
@@ -134,9 +137,9 @@ for benchmark in selected {
 
 var peerComparisons: [PeerComparison] = []
 if let directory = peersToRun {
-    print("\nSwiftSKD vs ONNX Runtime (\(directory)), 512x512, \(BLAS.threads) threads each, \(peerRounds) interleaved rounds:")
+    print("\nSwiftSKD vs ONNX Runtime (\(directory)), 512x512, \(BLAS.threads) threads each, \(peerRounds) interleaved rounds of \(peerRuns) runs:")
     do {
-        peerComparisons = try comparePeers(directory: URL(fileURLWithPath: directory), rounds: peerRounds,
+        peerComparisons = try comparePeers(directory: URL(fileURLWithPath: directory), rounds: peerRounds, runs: peerRuns,
                                            threads: BLAS.threads, presets: peerPresetFilter)
         print(peerTable(peerComparisons))
     } catch {
