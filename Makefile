@@ -79,10 +79,13 @@ fuzz: deps
 	mkdir -p .build/fuzz/st-seeds .build/fuzz/st-corpus .build/fuzz/modules/CSKDKernels
 	printf 'module CSKDKernels {\n    header "$(CURDIR)/CSystem/CSKDKernels/include/CSKDKernels.h"\n    export *\n}\n' \
 	  > .build/fuzz/modules/CSKDKernels/module.modulemap
-	$(FUZZ_CC) -O2 -fsanitize=address -ICSystem/CSKDKernels/include -c CSystem/CSKDKernels/CSKDKernels.c -o .build/fuzz/CSKDKernels.o
-	$(dir $(FUZZ_CC))swiftc -sanitize=fuzzer,address -parse-as-library -O -suppress-warnings -module-name SKDTensor \
+	for c in CSystem/CSKDKernels/*.c; do \
+	  $(FUZZ_CC) -O2 -fsanitize=address -ICSystem/CSKDKernels/include -c $$c -o .build/fuzz/$$(basename $$c .c).o || exit 1; \
+	done
+	$(dir $(FUZZ_CC))swiftc -sanitize=fuzzer,address -parse-as-library -O -suppress-warnings -module-name SKDTensor -package-name SwiftSKD \
 	  Tools/fuzz/fuzz_safetensors.swift Sources/SKDTensor/*.swift Sources/SKDTensor/Ops/*.swift \
-	  -I CSystem/COpenBLAS -I CSystem/CLAPACKE -I .build/fuzz/modules/CSKDKernels .build/fuzz/CSKDKernels.o \
+	  -I CSystem/COpenBLAS -I CSystem/CLAPACKE -I .build/fuzz/modules/CSKDKernels \
+	  $(patsubst CSystem/CSKDKernels/%.c,.build/fuzz/%.o,$(wildcard CSystem/CSKDKernels/*.c)) \
 	  -lopenblas -llapacke -o .build/fuzz/fuzz-safetensors
 	python3 Tools/fuzz/make_safetensors_seeds.py .build/fuzz/st-seeds
 	LSAN_OPTIONS=suppressions=$(CURDIR)/Tools/fuzz/lsan.supp:print_suppressions=0 \
