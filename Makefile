@@ -58,7 +58,7 @@ bench: deps
 
 ## libFuzzer (the Swift toolchain's clang and swiftc, with AddressSanitizer; UBSan for C) on the C image shim —
 ## every byte string through the PNG and JPEG decoders, decoded images re-encoded and round-tripped — and on the
-## safetensors reader.
+## safetensors reader, and on the options parsers (YAML files and --set overrides).
 ## The seed corpus is written by the shim's own encoders (Tools/fuzz/make_seeds.c); the corpus grows in
 ## .build/fuzz/corpus. FUZZ_SECONDS bounds each harness's run (CI: 60); findings land in .build/fuzz/artifacts
 ## and fail.
@@ -91,6 +91,21 @@ fuzz: deps
 	LSAN_OPTIONS=suppressions=$(CURDIR)/Tools/fuzz/lsan.supp:print_suppressions=0 \
 	  .build/fuzz/fuzz-safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 	  -artifact_prefix=.build/fuzz/artifacts/ -print_final_stats=1 .build/fuzz/st-corpus .build/fuzz/st-seeds
+	@# The options parsers (YAML files and --set overrides, Tools/SKDFuzzOptions): SwiftPM builds the library
+	@# targets with -sanitize=fuzzer,address in a build folder of its own; the harness is linked by hand with
+	@# libFuzzer's main (an executable built by SwiftPM brings a main of its own). Seeds: Tools/fuzz/options-seeds.
+	mkdir -p .build/fuzz/opt-corpus
+	$(SWIFT) build $(SWIFTFLAGS) --scratch-path .build/fuzz/swift --target SKDDistill -Xswiftc -sanitize=fuzzer,address
+	B=$$($(SWIFT) build $(SWIFTFLAGS) --scratch-path .build/fuzz/swift --show-bin-path); \
+	$(dir $(FUZZ_CC))swiftc -sanitize=fuzzer,address -parse-as-library -O -DFUZZING -suppress-warnings \
+	  Tools/SKDFuzzOptions/FuzzOptions.swift -I $$B/Modules -I CSystem/COpenBLAS -I CSystem/CLAPACKE \
+	  -Xcc -fmodule-map-file=$$B/CSKDKernels.build/module.modulemap -Xcc -fmodule-map-file=$$B/CImageShim.build/module.modulemap \
+	  -I .build/fuzz/swift/checkouts/Yams/Sources/CYaml/include \
+	  $$(for t in CImageShim CSKDKernels CYaml Yams SKDTensor SKDNN SKDImage SKDModels SKDDistill; do find $$B/$$t.build -name '*.o'; done) \
+	  $$(pkg-config --libs-only-L openblas) -lopenblas -llapacke -lpng16 -ljpeg -o .build/fuzz/fuzz-options
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tools/fuzz/lsan.supp:print_suppressions=0 \
+	  .build/fuzz/fuzz-options -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=.build/fuzz/artifacts/ -print_final_stats=1 .build/fuzz/opt-corpus Tools/fuzz/options-seeds
 
 ## The data and tensor test targets under AddressSanitizer (Swift and C) and UndefinedBehaviorSanitizer (C: the
 ## image shim, the row kernels; swiftc has no -sanitize=undefined on Linux, and Swift traps on overflow and bounds

@@ -134,6 +134,14 @@ let package = Package(
             dependencies: ["SwiftSKD", "SKDTestSupport"],
             swiftSettings: swiftSettings),
 
+        // MARK: - Tools
+        // The options parsers' libFuzzer harness (`make fuzz` builds it with -sanitize=fuzzer); a replay tool otherwise.
+        .executableTarget(
+            name: "skd-fuzz-options",
+            dependencies: ["SKDDistill"],
+            path: "Tools/SKDFuzzOptions",
+            swiftSettings: swiftSettings),
+
         // MARK: - Benchmarks
         .executableTarget(
             name: "skd-bench",
