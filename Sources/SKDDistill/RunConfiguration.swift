@@ -231,17 +231,39 @@ public struct RunConfiguration: Equatable {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw RunConfigurationError("\(url.path): cannot read the options file (\(FileManager.default.fileExists(atPath: url.path) ? "not UTF-8 text" : "no such file"))")
         }
-        let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch {
+        let composed: Node?
+        do { composed = try Yams.compose(yaml: text) } catch {
             throw RunConfigurationError("\(url.path): not valid YAML: \(error)")
         }
-        guard let loaded, !(loaded is NSNull) else { return [:] }
+        guard let composed else { return [:] }
         // Yams keeps the last of duplicate keys; a repeated option is almost always a mistake, so it is an error.
-        if let node = try? Yams.compose(yaml: text) { try checkDuplicateKeys(node, path: "", file: url) }
+        try checkDuplicateKeys(composed, path: "", file: url)
+        let loaded = try plainValue(composed, file: url)
+        if loaded is NSNull { return [:] }
         guard let mapping = OptionTree.normalized(loaded) as? [String: Any] else {
             throw RunConfigurationError("\(url.path): the options file must be a mapping of sections (datasets, network, train, val, distill)")
         }
         return mapping
+    }
+
+    /// A composed YAML node as plain values: mappings with string keys, arrays, scalars as Yams resolves them. Not
+    /// Yams' own mapping constructor, which traps on a key that is not a plain scalar (found by `make fuzz`).
+    ///
+    /// - Throws: `RunConfigurationError` naming the file and line of a key that is not a plain name.
+    static func plainValue(_ node: Node, file: URL) throws -> Any {
+        if let mapping = node.mapping {
+            var out: [String: Any] = [:]
+            for (key, value) in mapping {
+                guard key.scalar != nil, let name = key.string else {
+                    let line = key.mark.map { " (line \($0.line))" } ?? ""
+                    throw RunConfigurationError("\(file.path): a key\(line) is not a plain name; option keys are words such as datasets or batch_size")
+                }
+                out[name] = try plainValue(value, file: file)
+            }
+            return out
+        }
+        if let sequence = node.sequence { return try sequence.map { try plainValue($0, file: file) } }
+        return node.any
     }
 
     /// Throws for the first mapping of `node` that holds a key twice, naming the file, line and key path.

@@ -400,4 +400,25 @@ final class RunConfigurationTests: XCTestCase {
         // The file stops at relu3_1: asking for relu5_1 names what is missing.
         XCTAssertThrowsError(try VGGFeatureExtractor(weights: url)) { XCTAssertTrue("\($0)".contains("features.12.weight"), "\($0)") }
     }
+
+    /// Found by `make fuzz` (the options harness): a mapping key that is not a plain scalar (here a flow sequence
+    /// behind a tag) trapped inside Yams' mapping constructor. It is now a one-line error naming the file and line;
+    /// keys of every other shape still parse.
+    func testNonScalarKeysAreErrorsNotTraps() throws {
+        let dir = try temporaryDirectory()
+        let file = dir.appendingPathComponent("odd.yml")
+        for text in ["datasets:\n  train: {root: a}\n? [a, b]\n: 1\n",
+                     "distill: {method: wave, !taps [latent, decoder_level1]: x}\n",
+                     "? {a: 1}\n: 2\n"] {
+            try write(text, to: file)
+            let m = message { try RunConfiguration.optionsTree(yaml: file) }
+            XCTAssertTrue(m.contains(file.path) && m.contains("not a plain name"), m)
+        }
+        try write("datasets:\n  train: {root: a, patch_size: 64}\ntrain: {lr: 1e-3, iterations: 5}\n", to: file)
+        let tree = try RunConfiguration.optionsTree(yaml: file)
+        XCTAssertEqual(((tree["datasets"] as? [String: Any])?["train"] as? [String: Any])?["patch_size"] as? Int, 64)
+        XCTAssertEqual((tree["train"] as? [String: Any])?["lr"] as? Double, 1e-3)
+        try write("", to: file)
+        XCTAssertTrue(try RunConfiguration.optionsTree(yaml: file).isEmpty)
+    }
 }
