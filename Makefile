@@ -5,7 +5,7 @@ APT_PKGS   := libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev pkg-config l
 DEMO_PKGS  := mate-backgrounds
 SWIFTFLAGS := -c $(CONFIG)
 
-.PHONY: deps build test bench demo clean fuzz sanitize
+.PHONY: deps build test bench demo clean fuzz fuzz-options sanitize
 
 ## Install the Debian packages that are missing (apt-get update only when something is missing).
 deps:
@@ -91,6 +91,11 @@ fuzz: deps
 	LSAN_OPTIONS=suppressions=$(CURDIR)/Tools/fuzz/lsan.supp:print_suppressions=0 \
 	  .build/fuzz/fuzz-safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 	  -artifact_prefix=.build/fuzz/artifacts/ -print_final_stats=1 .build/fuzz/st-corpus .build/fuzz/st-seeds
+	@if [ "$(FUZZ_OPTIONS)" != 0 ]; then $(MAKE) --no-print-directory fuzz-options FUZZ_SECONDS=$(FUZZ_SECONDS); fi
+
+## The options parsers alone (also the last part of `make fuzz` unless FUZZ_OPTIONS=0).
+FUZZ_OPTIONS ?= 1
+fuzz-options: deps
 	@# The options parsers (YAML files and --set overrides, Tools/SKDFuzzOptions): SwiftPM builds the library
 	@# targets with -sanitize=fuzzer,address in a build folder of its own; the harness is linked by hand with
 	@# libFuzzer's main (an executable built by SwiftPM brings a main of its own). Seeds: Tools/fuzz/options-seeds.

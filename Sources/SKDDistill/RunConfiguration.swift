@@ -318,7 +318,10 @@ public struct RunConfiguration: Equatable {
             let text = String(assignment[assignment.index(after: eq)...])
             var value: Any = text
             // `null` (as the guide's files write it) means the option's default.
-            if let parsed = try? Yams.load(yaml: text) { value = parsed is NSNull ? NSNull() : OptionTree.normalized(parsed) }
+            if let node = try? Yams.compose(yaml: text) {
+                let parsed = try plainValue(node, file: URL(fileURLWithPath: "--set \(assignment)"))
+                value = parsed is NSNull ? NSNull() : OptionTree.normalized(parsed)
+            }
             try assign(value, at: String(assignment[..<eq]), in: &tree)
         }
     }

@@ -420,5 +420,8 @@ final class RunConfigurationTests: XCTestCase {
         XCTAssertEqual((tree["train"] as? [String: Any])?["lr"] as? Double, 1e-3)
         try write("", to: file)
         XCTAssertTrue(try RunConfiguration.optionsTree(yaml: file).isEmpty)
+        // The same through --set values (the fuzzer's second finding: the override path used Yams' constructor too).
+        let m = message { try RunConfiguration.defaults(mode: .train, overrides: ["train.lr={[a]: 1}"]) }
+        XCTAssertTrue(m.contains("not a plain name"), m)
     }
 }
