@@ -86,18 +86,7 @@ extension DRSformerFeedForward {
         let rowsPerBand = max(1, min(height, bandBytes / max(1, c2 * width * 4) - 2 * halo))
         let maxRows = min(height, rowsPerBand + 2 * halo), bandPlane = maxRows * width
         // The residual plus project_out's bias; each band's project_out GEMM accumulates onto its rows.
-        let out = Tensor(uninitialized: y.shape)
-        if let bias = project_out.bias?.pointer {
-            let src = y.pointer, dst = out.pointer
-            Parallel.forEach(batch * dim, cost: plane) { planes in
-                for p in planes {
-                    let b = bias[p % dim], s = src + p * plane, d = dst + p * plane
-                    for i in 0..<plane { d[i] = s[i] + b }
-                }
-            }
-        } else {
-            out.pointer.update(from: y.pointer, count: y.count)
-        }
+        let out = residualPlusBias(y, bias: project_out.bias)
         let rows = Tensor(uninitialized: [1, dim, maxRows, width])
         // Band buffers from the tensor-buffer cache: the next block's call reuses them without page faults.
         let buffers = (0..<4).map { _ in Tensor(uninitialized: [c2 * bandPlane]) }

@@ -238,24 +238,37 @@ func normPointwiseDepthwise(_ x: Tensor, norm: (weight: Tensor, bias: Tensor?), 
     return out
 }
 
-/// `residual + conv1x1(x)` (weight `[C, Cin, 1, 1]`, optional bias): one GEMM accumulated onto a copy of the
-/// residual. No gradient.
-func pointwiseResidual(_ x: Tensor, _ conv: Conv2d, adding residual: Tensor) -> Tensor {
-    let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let cout = conv.weight.shape[0], plane = h * w
-    precondition(residual.shape == [n, cout, h, w], "pointwiseResidual: residual \(residual.shape) for \([n, cout, h, w])")
+/// `residual + bias` broadcast over each channel plane: the start of an output that 1×1 GEMMs then accumulate onto.
+///
+/// - Parameters:
+///   - residual: `[N, C, H, W]`.
+///   - bias: `[C]`, or `nil` (a copy of `residual`).
+/// - Returns: `[N, C, H, W]`.
+func residualPlusBias(_ residual: Tensor, bias: Tensor?) -> Tensor {
+    let (n, c) = (residual.shape[0], residual.shape[1]), plane = residual.count / max(1, n * c)
     let out = Tensor(uninitialized: residual.shape)
     let src = residual.pointer, dst = out.pointer
-    if let bias = conv.bias?.pointer {
-        Parallel.forEach(n * cout, cost: plane) { planes in
+    if let bias = bias?.pointer {
+        Parallel.forEach(n * c, cost: plane) { planes in
             for p in planes {
-                let b = bias[p % cout], s = src + p * plane, d = dst + p * plane
+                let b = bias[p % c], s = src + p * plane, d = dst + p * plane
                 for i in 0..<plane { d[i] = s[i] + b }
             }
         }
     } else {
         dst.update(from: src, count: residual.count)
     }
+    return out
+}
+
+/// `residual + conv1x1(x)` (weight `[C, Cin, 1, 1]`, optional bias): one GEMM accumulated onto a copy of the
+/// residual. No gradient.
+func pointwiseResidual(_ x: Tensor, _ conv: Conv2d, adding residual: Tensor) -> Tensor {
+    let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let cout = conv.weight.shape[0], plane = h * w
+    precondition(residual.shape == [n, cout, h, w], "pointwiseResidual: residual \(residual.shape) for \([n, cout, h, w])")
+    let out = residualPlusBias(residual, bias: conv.bias)
+    let dst = out.pointer
     for image in 0..<n {
         BLAS.sgemm(m: cout, n: plane, k: cin, a: conv.weight.pointer, lda: cin, b: x.pointer + image * cin * plane,
                    beta: 1, c: dst + image * cout * plane)
