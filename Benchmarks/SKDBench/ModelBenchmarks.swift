@@ -28,6 +28,22 @@ func inferenceBenchmark(preset: String, side: Int = 512) -> Benchmark {
     }
 }
 
+/// Inference of the demo's distilled student (Restormer dim 8, blocks [1,1,1,1], one refinement block, 4 heads
+/// [1,2,4,8]) on a `1×3×512×768` photograph: the narrow layers (8–64 channels) that distilled students deploy.
+func narrowStudentBenchmark(dim: Int = 8) -> Benchmark {
+    let macs = Box(0.0)
+    return Benchmark("infer restormer dim\(dim) [1,1,1,1] 1x3x512x768", flops: 2 * macs.value, settings: .long) {
+        var config = RestormerConfig()
+        config.dim = dim; config.numBlocks = [1, 1, 1, 1]; config.numRefinementBlocks = 1
+        ParameterInit.seed(0)
+        let model = Restormer(config: config)
+        model.eval()
+        macs.value = Double(model.multiplyAccumulates(height: 512, width: 768))
+        let image = benchTensor([1, 3, 512, 768], seed: 11).clamped(-1, 1)
+        return { _ = Inference.restore(model, image) }
+    }
+}
+
 /// One distillation step as the trainer runs it: teacher forward without grad, student forward and backward,
 /// Adam. `method` `.outputKD` has L1 losses only (reconstruction + output KD); `.skd` is the full SKD objective
 /// with the default options (spatial MCA at taps of at most 4096 tokens).
@@ -245,6 +261,7 @@ let blockBenchmarks: [Benchmark] = [
 
 /// 512×512 inference of every preset, then the training steps.
 var endToEndBenchmarks: [Benchmark] { ModelSpec.presetNames.map { inferenceBenchmark(preset: $0) } + [
+    narrowStudentBenchmark(),
     trainingStepBenchmark(method: .outputKD),
     trainingStepBenchmark(method: .skd, contrastive: false),
     trainingStepBenchmark(method: .skd, batch: skdTrainingBatch),

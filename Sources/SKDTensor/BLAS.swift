@@ -1,6 +1,7 @@
 // The single door to OpenBLAS. C types stay behind it: the rest of SwiftSKD sees Swift signatures.
 
 import COpenBLAS
+import CSKDKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -67,8 +68,41 @@ public enum BLAS {
         }
         let lda = lda ?? (transA ? m : k)
         let ldb = ldb ?? (transB ? k : n)
+        let ldc = ldc ?? n
+        if directSmallProducts, !transA, alpha == 1, beta == 0 || beta == 1 {
+            if !transB, skd_small_sgemm_preferred(m, n, k) != 0 {
+                smallProduct(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: beta == 1)
+                return
+            }
+            if transB, skd_small_sgemm_nt_preferred(m, n, k) != 0 {
+                // Few outputs: split the rows of C (each a full-length dot product) when there are several.
+                Parallel.forEach(m, cost: n * k) { rows in
+                    skd_small_sgemm_nt(rows.count, n, k, a + rows.lowerBound * lda, lda, b, ldb,
+                                       c + rows.lowerBound * ldc, ldc, beta == 1 ? 1 : 0)
+                }
+                return
+            }
+        }
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc ?? n))
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Whether `sgemm` hands narrow products — few rows or a short inner dimension (the 1×1 convolutions of 8–32
+    /// channel students), or a small `A·Bᵀ` over a long inner dimension — to the direct kernels of CSKDGemm.h
+    /// where the kernel level in use measured faster than OpenBLAS. On by default; `SKD_DIRECT_GEMM=0` in the
+    /// environment turns it off for the process (to compare), as does setting this to false.
+    package static var directSmallProducts: Bool = ProcessInfo.processInfo.environment["SKD_DIRECT_GEMM"] != "0"
+
+    /// `C = A·B` (or `C += A·B`) by the direct kernel, the columns split over `Parallel`'s threads in blocks of 64
+    /// (inline when already inside a parallel loop). Every element sums its `k` products in the same order however
+    /// the columns are split.
+    static func smallProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                             ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        let blocks = (n + 63) / 64
+        Parallel.forEach(blocks, cost: 64 * m * k) { range in
+            let start = range.lowerBound * 64, end = min(n, range.upperBound * 64)
+            skd_small_sgemm(m, end - start, k, a, lda, b + start, ldb, c + start, ldc, accumulate ? 1 : 0)
+        }
     }
 }

@@ -157,4 +157,8 @@ void skd_adam_update(float *p, const float *g, float *m, float *v, ptrdiff_t n, 
 
 #include "CSKDWindowAttention.h"
 
+// MARK: - Direct products for narrow layers (CSKDGemm.c)
+
+#include "CSKDGemm.h"
+
 #endif
