@@ -1,7 +1,8 @@
 // Module: the container of parameters and sub-modules, with PyTorch's state_dict naming.
 //
 // Parameters are found by reflection over stored properties instead of being registered by hand, so a Swift
-// model written with the same attribute names as the official PyTorch code has the same state_dict keys
+// model whose properties carry (or, through `stateDictKeys`, map to) the official PyTorch attribute names has the
+// same state_dict keys
 // (`encoder_level1.0.attn.qkv_dwconv.weight`) and loads PyTorch weights without a name map.
 
 import Foundation
@@ -65,14 +66,16 @@ public enum ModuleError: Error, LocalizedError, CustomStringConvertible {
 ///
 /// Members are discovered with `Mirror` over the stored properties, superclass properties first, each class's in
 /// declaration order:
-/// - a `Tensor` or `Tensor?` property is a parameter named after the property (`nil` ones are absent);
+/// - a `Tensor` or `Tensor?` property is a parameter named after the property, or after its entry in
+///   `stateDictKeys` (`nil` ones are absent);
 /// - a `Module` or `Module?` property (any subclass) is a child: its members get the prefix `name.`;
 /// - an array property whose value casts to `[Module]` (e.g. `[TransformerBlock]`, `[UnaryLayer]`) gives the
 ///   children `name.0`, `name.1`, …;
 /// - properties whose names start with `_` (caches, back-references, constant buffers that are not
 ///   parameters) and everything else are ignored.
 ///
-/// Name the Swift properties like the PyTorch attributes and the names equal PyTorch's `state_dict` keys.
+/// Name the Swift properties like the PyTorch attributes, or list the official names in `stateDictKeys`, and the
+/// names equal PyTorch's `state_dict` keys.
 /// Subclasses with other naming needs override `members()` (as `Sequential` does).
 ///
 /// A module must not hold its ancestors through non-underscore properties; such cycles are cut, not followed.
@@ -84,6 +87,12 @@ open class Module {
     /// An empty module. Subclasses create their parameters (with `requiresGrad = true`) in their initialisers.
     public init() {}
 
+    /// The state-dict names of the members whose Swift property names differ from the official (PyTorch)
+    /// attribute names, keyed by Swift property name (e.g. `["patchEmbed": "patch_embed"]`). Reflection names
+    /// every other member after its property. Model classes override this so that their Swift API uses Swift
+    /// names while parameter names stay the official checkpoint keys.
+    open class var stateDictKeys: [String: String] { [:] }
+
     /// The direct parameters and children, in naming order. The default reflects over stored properties as
     /// described on `Module`; override to name members differently.
     open func members() -> [ModuleMember] {
@@ -94,10 +103,12 @@ open class Module {
             mirror = current.superclassMirror
         }
         var result: [ModuleMember] = []
+        let keys = type(of: self).stateDictKeys
         for mirror in mirrors.reversed() {
             for child in mirror.children {
                 // `$__lazy_storage_$_x` (lazy vars) and `_x` (property-wrapper storage, opted-out caches) are skipped.
-                guard let label = child.label, !label.hasPrefix("_"), !label.hasPrefix("$") else { continue }
+                guard let property = child.label, !property.hasPrefix("_"), !property.hasPrefix("$") else { continue }
+                let label = keys[property] ?? property
                 let value = child.value
                 if let tensor = value as? Tensor {
                     result.append(.parameter(name: label, tensor: tensor))

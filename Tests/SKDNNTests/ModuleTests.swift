@@ -228,3 +228,27 @@ final class ModuleTests: XCTestCase {
         XCTAssertEqual(small(Tensor(shape: [2, 2], values: [1, 1, 3, 4])).values, [1.5, 2.5])
     }
 }
+
+/// Swift property names mapped to official state-dict keys through `stateDictKeys`.
+private final class Renamed: Module {
+    override class var stateDictKeys: [String: String] { ["qkvDwconv": "qkv_dwconv", "encoderLevel1": "encoder_level1"] }
+    var qkvDwconv = ParameterInit.ones([2])
+    var encoderLevel1: [Leaf] = [Leaf(3, bias: true)]
+    var plainName = ParameterInit.zeros([1])
+}
+
+final class StateDictKeyTests: XCTestCase {
+    func testStateDictKeysRenameMembersAndLoadUnderTheOfficialNames() throws {
+        let module = Renamed()
+        XCTAssertEqual(module.namedParameters().map(\.name),
+                       ["qkv_dwconv", "encoder_level1.0.weight", "encoder_level1.0.bias", "plainName"])
+        XCTAssertEqual(module.namedModules().map(\.name), ["", "encoder_level1.0"])
+        try module.load(["qkv_dwconv": Tensor(shape: [2], values: [5, 6]), "encoder_level1.0.weight": Tensor(zeros: [3]),
+                         "encoder_level1.0.bias": Tensor(ones: [3]), "plainName": Tensor(shape: [1], values: [7])])
+        XCTAssertEqual(module.qkvDwconv.values, [5, 6])
+        XCTAssertEqual(module.encoderLevel1[0].bias?.values, [1, 1, 1])
+        // The Swift name is not a key.
+        XCTAssertEqual(try module.load(["qkvDwconv": Tensor(zeros: [2])], strict: false).unexpected, ["qkvDwconv"])
+        XCTAssertThrowsError(try module.load(["qkvDwconv": Tensor(zeros: [2])]))
+    }
+}
