@@ -157,7 +157,7 @@ func softmaxBenchmark(rows: Int, length: Int) -> Benchmark {
 func mdtaBenchmark(dim: Int, heads: Int, side: Int) -> Benchmark {
     let block = RestormerAttention(dim: dim, numHeads: heads, bias: false)
     return Benchmark("mdta block dim \(dim) heads \(heads) 1x\(dim)x\(side)x\(side)",
-                     flops: 2 * Double(block.multiplyAccumulates(pixels: side * side))) {
+                     flops: 2 * Double(block.multiplyAccumulates(height: side, width: side))) {
         let x = benchTensor([1, dim, side, side], seed: 31)
         return { noGrad { _ = block(x) } }
     }
@@ -173,20 +173,19 @@ func lewinBenchmark(dim: Int, heads: Int, side: Int, window: Int = 8) -> Benchma
                                       modulator: true)
         block.eval()
         let x = benchTensor([1, side * side, dim], seed: 32)
-        return { noGrad { _ = block.forward(x, height: side, width: side) } }
+        return { noGrad { _ = block(x, height: side, width: side) } }
     }
 }
 
 /// A whole transformer block of Restormer / DRSformer under noGrad (the fused, banded inference paths).
 func transformerBlockBenchmarks(dim: Int, side: Int) -> [Benchmark] {
-    let pixels = side * side
     let restormer = RestormerTransformerBlock(dim: dim, numHeads: 1, hiddenFeatures: Int(Double(dim) * 2.66), bias: false,
                                               layerNormType: .withBias)
-    let drsformer = DRSformerTransformerBlock(dim: dim, num_heads: 1, ffn_expansion_factor: 2.66, bias: false,
-                                              LayerNorm_type: "WithBias")
+    let drsformer = DRSformerTransformerBlock(dim: dim, numHeads: 1, ffnExpansionFactor: 2.66, bias: false,
+                                              layerNormType: .withBias)
     return [
         Benchmark("restormer block inference dim \(dim) 1x\(dim)x\(side)x\(side)",
-                  flops: 2 * Double(restormer.multiplyAccumulates(pixels: pixels))) {
+                  flops: 2 * Double(restormer.multiplyAccumulates(height: side, width: side))) {
             let x = benchTensor([1, dim, side, side], seed: 38)
             return { noGrad { _ = restormer(x) } }
         },
@@ -200,7 +199,7 @@ func transformerBlockBenchmarks(dim: Int, side: Int) -> [Benchmark] {
 
 /// DRSformer's top-k sparse attention block on `[1, dim, side, side]`.
 func topKAttentionBenchmark(dim: Int, heads: Int, side: Int) -> Benchmark {
-    let block = DRSformerAttention(dim: dim, num_heads: heads, bias: false)
+    let block = DRSformerAttention(dim: dim, numHeads: heads, bias: false)
     return Benchmark("drsformer top-k attention dim \(dim) 1x\(dim)x\(side)x\(side)",
                      flops: 2 * Double(block.multiplyAccumulates(height: side, width: side))) {
         let x = benchTensor([1, dim, side, side], seed: 33)
@@ -210,7 +209,7 @@ func topKAttentionBenchmark(dim: Int, heads: Int, side: Int) -> Benchmark {
 
 /// DRSformer's MSFN feed-forward (depthwise 3×3 and 5×5, grouped 3×3/5×5 with 2 channels per group).
 func msfnBenchmark(dim: Int, side: Int) -> Benchmark {
-    let block = DRSformerFeedForward(dim: dim, ffn_expansion_factor: 2.66, bias: false)
+    let block = DRSformerFeedForward(dim: dim, ffnExpansionFactor: 2.66, bias: false)
     return Benchmark("drsformer msfn dim \(dim) 1x\(dim)x\(side)x\(side)",
                      flops: 2 * Double(block.multiplyAccumulates(height: side, width: side))) {
         let x = benchTensor([1, dim, side, side], seed: 34)

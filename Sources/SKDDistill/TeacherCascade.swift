@@ -75,14 +75,14 @@ extension Restormer: CascadableTeacher {
         }
         let level1 = cascadeUNet(
             start: start, feature: feature, skip: skip,
-            encoder: [{ $0 }, { run(self.encoder_level2, self.down1_2($0)) }, { run(self.encoder_level3, self.down2_3($0)) }, { run(self.latent, self.down3_4($0)) }],
+            encoder: [{ $0 }, { run(self.encoderLevel2, self.down1To2($0)) }, { run(self.encoderLevel3, self.down2To3($0)) }, { run(self.latent, self.down3To4($0)) }],
             decoder: [
-                { lat, e3 in run(self.decoder_level3, self.reduce_chan_level3(Tensor.concat([self.up4_3(lat), e3], axis: 1))) },
-                { d3, e2 in run(self.decoder_level2, self.reduce_chan_level2(Tensor.concat([self.up3_2(d3), e2], axis: 1))) },
-                { d2, e1 in run(self.decoder_level1, Tensor.concat([self.up2_1(d2), e1], axis: 1)) },
+                { lat, e3 in run(self.decoderLevel3, self.reduceChannelsLevel3(Tensor.concat([self.up4To3(lat), e3], axis: 1))) },
+                { d3, e2 in run(self.decoderLevel2, self.reduceChannelsLevel2(Tensor.concat([self.up3To2(d3), e2], axis: 1))) },
+                { d2, e1 in run(self.decoderLevel1, Tensor.concat([self.up2To1(d2), e1], axis: 1)) },
             ])
         let refined = run(refinement, level1)
-        if let skip_conv { return output(refined + skip_conv(skip("patch_embed"))) }
+        if let skipConv { return output(refined + skipConv(skip("patch_embed"))) }
         return output(refined) + input
     }
 }
@@ -105,12 +105,12 @@ extension DRSformer: CascadableTeacher {
         }
         var level1 = cascadeUNet(
             start: start, feature: feature, skip: skip,
-            encoder: [{ $0 }, { run(self.encoder_level2, self.down1_2($0)) }, { run(self.encoder_level3, self.down2_3($0)) },
-                      { run(self.latent, self.down3_4($0)) }],
+            encoder: [{ $0 }, { run(self.encoderLevel2, self.down1To2($0)) }, { run(self.encoderLevel3, self.down2To3($0)) },
+                      { run(self.latent, self.down3To4($0)) }],
             decoder: [
-                { lat, e3 in run(self.decoder_level3, self.reduce_chan_level3(Tensor.concat([self.up4_3(lat), e3], axis: 1))) },
-                { d3, e2 in run(self.decoder_level2, self.reduce_chan_level2(Tensor.concat([self.up3_2(d3), e2], axis: 1))) },
-                { d2, e1 in run(self.decoder_level1, Tensor.concat([self.up2_1(d2), e1], axis: 1)) },
+                { lat, e3 in run(self.decoderLevel3, self.reduceChannelsLevel3(Tensor.concat([self.up4To3(lat), e3], axis: 1))) },
+                { d3, e2 in run(self.decoderLevel2, self.reduceChannelsLevel2(Tensor.concat([self.up3To2(d3), e2], axis: 1))) },
+                { d2, e1 in run(self.decoderLevel1, Tensor.concat([self.up2To1(d2), e1], axis: 1)) },
             ])
         if let refinement { level1 = refinement(level1) }
         return output(level1) + input

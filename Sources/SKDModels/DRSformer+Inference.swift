@@ -19,12 +19,12 @@ import SKDTensor
 
 extension DRSformerTransformerBlock {
     /// The bytes of 1×1-convolution output one row band of the attention input may hold (a tuning knob).
-    public static var inferenceBandBytes = 4 << 20
+    package static var inferenceBandBytes = 4 << 20
 
     /// The bytes of `project_in` output (2·hidden channels) one row band of the MSFN inference path may hold, halo
     /// included (at least one row plus the halo is always taken). A tuning knob, not thread-safe to change while a
     /// forward pass runs.
-    public static var feedForwardBandBytes = 32 << 20
+    package static var feedForwardBandBytes = 32 << 20
 
     /// Whether this call may take the fused inference path: nothing needs a gradient.
     func runsInference(_ x: Tensor) -> Bool {
@@ -40,8 +40,8 @@ extension DRSformerTransformerBlock {
     func inferenceForward(_ x: Tensor) -> Tensor {
         noGrad {
             let y = channelAttentionResidual(
-                x, norm: (norm1.body.weight, norm1.body.bias), qkv: attn.qkv, dwconv: attn.qkv_dwconv,
-                projectOut: attn.project_out, heads: attn.num_heads, bandBytes: Self.inferenceBandBytes
+                x, norm: (norm1.body.weight, norm1.body.bias), qkv: attn.qkv, dwconv: attn.qkvDwconv,
+                projectOut: attn.projectOut, heads: attn.numHeads, bandBytes: Self.inferenceBandBytes
             ) { attn.sparseMixing(scores: $0 * attn.temperature) }
             return ffn.inferenceResidual(y, norm: (norm2.body.weight, norm2.body.bias), bandBytes: Self.feedForwardBandBytes)
         }
@@ -77,16 +77,16 @@ extension DRSformerFeedForward {
     /// - Returns: `[N, dim, H, W]`.
     func inferenceResidual(_ y: Tensor, norm: (weight: Tensor, bias: Tensor?), bandBytes: Int) -> Tensor {
         let (batch, dim, height, width) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
-        let c2 = project_in.weight.shape[0], hidden = c2 / 2, plane = height * width
-        precondition(project_in.weight.shape[1] == dim && project_out.weight.shape == [dim, c2, 1, 1]
-                     && dwconv3x3_1.weight.shape == [hidden, 2, 3, 3] && dwconv5x5_1.weight.shape == [hidden, 2, 5, 5],
-                     "DRSformerFeedForward: weights \(project_in.weight.shape), \(dwconv3x3_1.weight.shape), "
-                     + "\(dwconv5x5_1.weight.shape) do not fit a \(dim)-channel input")
+        let c2 = projectIn.weight.shape[0], hidden = c2 / 2, plane = height * width
+        precondition(projectIn.weight.shape[1] == dim && projectOut.weight.shape == [dim, c2, 1, 1]
+                     && mixConv3x3.weight.shape == [hidden, 2, 3, 3] && mixConv5x5.weight.shape == [hidden, 2, 5, 5],
+                     "DRSformerFeedForward: weights \(projectIn.weight.shape), \(mixConv3x3.weight.shape), "
+                     + "\(mixConv5x5.weight.shape) do not fit a \(dim)-channel input")
         let halo = 4
         let rowsPerBand = max(1, min(height, bandBytes / max(1, c2 * width * 4) - 2 * halo))
         let maxRows = min(height, rowsPerBand + 2 * halo), bandPlane = maxRows * width
         // The residual plus project_out's bias; each band's project_out GEMM accumulates onto its rows.
-        let out = residualPlusBias(y, bias: project_out.bias)
+        let out = residualPlusBias(y, bias: projectOut.bias)
         let rows = Tensor(uninitialized: [1, dim, maxRows, width])
         // Band buffers from the tensor-buffer cache: the next block's call reuses them without page faults.
         let buffers = (0..<4).map { _ in Tensor(uninitialized: [c2 * bandPlane]) }
@@ -107,11 +107,11 @@ extension DRSformerFeedForward {
                 }
                 let normed = band.layerNormChannels(weight: norm.weight, bias: norm.bias, eps: 1e-5)
                 // project_in: [c2, n·W] = W_in · LN rows (+ bias).
-                if let bias = project_in.bias?.pointer {
+                if let bias = projectIn.bias?.pointer {
                     for ch in 0..<c2 { (projected + ch * bp).update(repeating: bias[ch], count: bp) }
                 }
-                BLAS.sgemm(m: c2, n: bp, k: dim, a: project_in.weight.pointer, b: normed.pointer,
-                           beta: project_in.bias == nil ? 0 : 1, c: projected)
+                BLAS.sgemm(m: c2, n: bp, k: dim, a: projectIn.weight.pointer, b: normed.pointer,
+                           beta: projectIn.bias == nil ? 0 : 1, c: projected)
                 // first = cat(b3[:hidden], b5[:hidden]), second = cat(b3[hidden:], b5[hidden:]) on the band.
                 for (half, buffer) in [(0, first), (1, second)] {
                     let offset = half * hidden
@@ -124,13 +124,13 @@ extension DRSformerFeedForward {
                 }
                 ConvolutionKernels.grouped(
                     input: first, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: n, width: width,
-                    weight: dwconv3x3_1.weight.pointer, bias: dwconv3x3_1.bias?.pointer, kernel: 3, relu: true, output: mixed)
+                    weight: mixConv3x3.weight.pointer, bias: mixConv3x3.bias?.pointer, kernel: 3, relu: true, output: mixed)
                 ConvolutionKernels.grouped(
                     input: second, groups: hidden, inPerGroup: 2, outPerGroup: 1, height: n, width: width,
-                    weight: dwconv5x5_1.weight.pointer, bias: dwconv5x5_1.bias?.pointer, kernel: 5, relu: true,
+                    weight: mixConv5x5.weight.pointer, bias: mixConv5x5.bias?.pointer, kernel: 5, relu: true,
                     output: mixed + hidden * bp)
                 // project_out of the interior rows r0..<r1 onto the output's rows (plane stride H·W).
-                BLAS.sgemm(m: dim, n: (r1 - r0) * width, k: c2, a: project_out.weight.pointer, lda: c2,
+                BLAS.sgemm(m: dim, n: (r1 - r0) * width, k: c2, a: projectOut.weight.pointer, lda: c2,
                            b: mixed + (r0 - a) * width, ldb: bp, beta: 1,
                            c: out.pointer + image * dim * plane + r0 * width, ldc: plane)
                 r0 = r1

@@ -13,23 +13,23 @@ import SKDTensor
 /// channel order of the concatenation inside an operation layer).
 public enum DRSformerOperation: String, CaseIterable {
     /// Separable convolutions (`SepConv`) with 1×1, 3×3, 5×5, 7×7 depthwise kernels.
-    case sep_conv_1x1, sep_conv_3x3, sep_conv_5x5, sep_conv_7x7
+    case sepConv1x1 = "sep_conv_1x1", sepConv3x3 = "sep_conv_3x3", sepConv5x5 = "sep_conv_5x5", sepConv7x7 = "sep_conv_7x7"
     /// Dilated separable convolutions (`DilConv`, dilation 2) with 3×3, 5×5, 7×7 depthwise kernels.
-    case dil_conv_3x3, dil_conv_5x5, dil_conv_7x7
+    case dilConv3x3 = "dil_conv_3x3", dilConv5x5 = "dil_conv_5x5", dilConv7x7 = "dil_conv_7x7"
     /// 3×3 average pooling without padded zeros in the count.
-    case avg_pool_3x3
+    case avgPool3x3 = "avg_pool_3x3"
 
     /// The official `OPS[name](C, stride: 1, affine: false)`.
     func make(channels c: Int) -> UnaryLayer {
         switch self {
-        case .sep_conv_1x1: return DRSformerSepConv(C_in: c, C_out: c, kernel_size: 1, padding: 0)
-        case .sep_conv_3x3: return DRSformerSepConv(C_in: c, C_out: c, kernel_size: 3, padding: 1)
-        case .sep_conv_5x5: return DRSformerSepConv(C_in: c, C_out: c, kernel_size: 5, padding: 2)
-        case .sep_conv_7x7: return DRSformerSepConv(C_in: c, C_out: c, kernel_size: 7, padding: 3)
-        case .dil_conv_3x3: return DRSformerDilConv(C_in: c, C_out: c, kernel_size: 3, padding: 2, dilation: 2)
-        case .dil_conv_5x5: return DRSformerDilConv(C_in: c, C_out: c, kernel_size: 5, padding: 4, dilation: 2)
-        case .dil_conv_7x7: return DRSformerDilConv(C_in: c, C_out: c, kernel_size: 7, padding: 6, dilation: 2)
-        case .avg_pool_3x3: return DRSformerAvgPool3x3()
+        case .sepConv1x1: return DRSformerSepConv(inChannels: c, outChannels: c, kernelSize: 1, padding: 0)
+        case .sepConv3x3: return DRSformerSepConv(inChannels: c, outChannels: c, kernelSize: 3, padding: 1)
+        case .sepConv5x5: return DRSformerSepConv(inChannels: c, outChannels: c, kernelSize: 5, padding: 2)
+        case .sepConv7x7: return DRSformerSepConv(inChannels: c, outChannels: c, kernelSize: 7, padding: 3)
+        case .dilConv3x3: return DRSformerDilConv(inChannels: c, outChannels: c, kernelSize: 3, padding: 2, dilation: 2)
+        case .dilConv5x5: return DRSformerDilConv(inChannels: c, outChannels: c, kernelSize: 5, padding: 4, dilation: 2)
+        case .dilConv7x7: return DRSformerDilConv(inChannels: c, outChannels: c, kernelSize: 7, padding: 6, dilation: 2)
+        case .avgPool3x3: return DRSformerAvgPool3x3()
         }
     }
 }
@@ -39,14 +39,14 @@ public final class DRSformerSepConv: Module, UnaryLayer {
     /// `[dw k×k, 1×1, ReLU, dw k×k, 1×1]` (keys `op.0`, `op.1`, `op.3`, `op.4`).
     public var op: [UnaryLayer]
 
-    /// - Parameters: C_in/C_out: channels; kernel_size/padding: of both depthwise convolutions.
-    public init(C_in: Int, C_out: Int, kernel_size: Int, padding: Int) {
+    /// - Parameters: inChannels/outChannels: channels; kernelSize/padding: of both depthwise convolutions.
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int) {
         op = [
-            Conv2d(C_in, C_in, kernelSize: kernel_size, padding: padding, groups: C_in, bias: false),
-            Conv2d(C_in, C_in, kernelSize: 1, bias: false),
+            Conv2d(inChannels, inChannels, kernelSize: kernelSize, padding: padding, groups: inChannels, bias: false),
+            Conv2d(inChannels, inChannels, kernelSize: 1, bias: false),
             ReLU(),
-            Conv2d(C_in, C_in, kernelSize: kernel_size, padding: padding, groups: C_in, bias: false),
-            Conv2d(C_in, C_out, kernelSize: 1, bias: false),
+            Conv2d(inChannels, inChannels, kernelSize: kernelSize, padding: padding, groups: inChannels, bias: false),
+            Conv2d(inChannels, outChannels, kernelSize: 1, bias: false),
         ]
         super.init()
     }
@@ -60,11 +60,11 @@ public final class DRSformerDilConv: Module, UnaryLayer {
     /// `[dw k×k dilated, 1×1]`.
     public var op: [UnaryLayer]
 
-    /// - Parameters: C_in/C_out: channels; kernel_size, padding, dilation: of the depthwise convolution.
-    public init(C_in: Int, C_out: Int, kernel_size: Int, padding: Int, dilation: Int) {
+    /// - Parameters: inChannels/outChannels: channels; kernelSize, padding, dilation: of the depthwise convolution.
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int, dilation: Int) {
         op = [
-            Conv2d(C_in, C_in, kernelSize: kernel_size, padding: padding, dilation: dilation, groups: C_in, bias: false),
-            Conv2d(C_in, C_out, kernelSize: 1, bias: false),
+            Conv2d(inChannels, inChannels, kernelSize: kernelSize, padding: padding, dilation: dilation, groups: inChannels, bias: false),
+            Conv2d(inChannels, outChannels, kernelSize: 1, bias: false),
         ]
         super.init()
     }
@@ -90,9 +90,9 @@ public final class DRSformerReLUConv: Module, UnaryLayer {
     /// `[Conv2d(C_in, C_out, k), ReLU]`.
     public var op: [UnaryLayer]
 
-    /// - Parameters: C_in/C_out: channels; kernel_size/padding: of the convolution (stride 1, no bias).
-    public init(C_in: Int, C_out: Int, kernel_size: Int, padding: Int) {
-        op = [Conv2d(C_in, C_out, kernelSize: kernel_size, padding: padding, bias: false), ReLU()]
+    /// - Parameters: inChannels/outChannels: channels; kernelSize/padding: of the convolution (stride 1, no bias).
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int) {
+        op = [Conv2d(inChannels, outChannels, kernelSize: kernelSize, padding: padding, bias: false), ReLU()]
         super.init()
     }
 
@@ -109,21 +109,21 @@ public final class DRSformerReLUConv: Module, UnaryLayer {
 /// `members()` names them explicitly.
 public final class DRSformerOperationLayer: Module {
     /// The primitives, in `DRSformerOperation` order (PyTorch `_ops`).
-    public let _ops: [UnaryLayer]
+    public let operations: [UnaryLayer]
     /// `[Conv2d(8·C, C, 1), ReLU]` (PyTorch `_out`).
-    public let _out: [UnaryLayer]
+    public let outputLayers: [UnaryLayer]
 
-    /// - Parameter C: channels.
-    public init(C: Int) {
-        _ops = DRSformerOperation.allCases.map { $0.make(channels: C) }
-        _out = [Conv2d(C * DRSformerOperation.allCases.count, C, kernelSize: 1, bias: false), ReLU()]
+    /// - Parameter channels: channels C.
+    public init(channels: Int) {
+        operations = DRSformerOperation.allCases.map { $0.make(channels: channels) }
+        outputLayers = [Conv2d(channels * DRSformerOperation.allCases.count, channels, kernelSize: 1, bias: false), ReLU()]
         super.init()
     }
 
     /// `_ops.0` … `_ops.7`, `_out.0`, `_out.1`, as the official state_dict.
     public override func members() -> [ModuleMember] {
-        _ops.enumerated().map { .child(name: "_ops.\($0.offset)", module: $0.element) }
-            + _out.enumerated().map { .child(name: "_out.\($0.offset)", module: $0.element) }
+        operations.enumerated().map { .child(name: "_ops.\($0.offset)", module: $0.element) }
+            + outputLayers.enumerated().map { .child(name: "_out.\($0.offset)", module: $0.element) }
     }
 
     /// - Parameters:
@@ -132,18 +132,18 @@ public final class DRSformerOperationLayer: Module {
     /// - Returns: `[N, C, H, W]`.
     public func callAsFunction(_ x: Tensor, weights: Tensor) -> Tensor {
         let n = x.shape[0]
-        precondition(weights.shape == [n, _ops.count],
-                     "DRSformerOperationLayer: weights must be [\(n), \(_ops.count)], got \(weights.shape)")
-        let states = _ops.enumerated().map { j, op -> Tensor in
+        precondition(weights.shape == [n, operations.count],
+                     "DRSformerOperationLayer: weights must be [\(n), \(operations.count)], got \(weights.shape)")
+        let states = operations.enumerated().map { j, op -> Tensor in
             op(x) * weights.slice(axis: 1, start: j, end: j + 1).reshaped([n, 1, 1, 1])
         }
-        return applySequence(_out, to: Tensor.concat(states, axis: 1))
+        return applySequence(outputLayers, to: Tensor.concat(states, axis: 1))
     }
 
     /// MACs of every convolution on an `H×W` map.
     func multiplyAccumulates(height: Int, width: Int) -> Int {
         var total = 0
-        for layer in _ops + _out {
+        for layer in operations + outputLayers {
             let convs = (layer as? DRSformerSepConv)?.op ?? (layer as? DRSformerDilConv)?.op ?? [layer]
             for case let conv as Conv2d in convs { total += conv.multiplyAccumulates(height: height, width: width) }
         }
@@ -157,21 +157,21 @@ public final class DRSformerGroupOLs: Module {
     /// `ReLUConv(C, C, 1)`.
     public let preprocess: DRSformerReLUConv
     /// One operation layer per step (PyTorch `_ops`).
-    public let _ops: [DRSformerOperationLayer]
+    public let operations: [DRSformerOperationLayer]
     /// The ReLU after each residual sum.
     public let relu = ReLU()
 
-    /// - Parameters: steps: operation layers; C: channels.
-    public init(steps: Int, C: Int) {
-        preprocess = DRSformerReLUConv(C_in: C, C_out: C, kernel_size: 1, padding: 0)
-        _ops = (0..<steps).map { _ in DRSformerOperationLayer(C: C) }
+    /// - Parameters: steps: operation layers; channels: channels C.
+    public init(steps: Int, channels: Int) {
+        preprocess = DRSformerReLUConv(inChannels: channels, outChannels: channels, kernelSize: 1, padding: 0)
+        operations = (0..<steps).map { _ in DRSformerOperationLayer(channels: channels) }
         super.init()
     }
 
     /// `preprocess`, `_ops.0` … `_ops.<steps−1>`, `relu`, as the official module order.
     public override func members() -> [ModuleMember] {
         [.child(name: "preprocess", module: preprocess)]
-            + _ops.enumerated().map { .child(name: "_ops.\($0.offset)", module: $0.element) }
+            + operations.enumerated().map { .child(name: "_ops.\($0.offset)", module: $0.element) }
             + [.child(name: "relu", module: relu)]
     }
 
@@ -181,10 +181,10 @@ public final class DRSformerGroupOLs: Module {
     /// - Returns: `[N, C, H, W]`.
     public func callAsFunction(_ s0: Tensor, weights: Tensor) -> Tensor {
         let n = s0.shape[0], numOps = DRSformerOperation.allCases.count
-        precondition(weights.shape == [n, _ops.count, numOps],
-                     "DRSformerGroupOLs: weights must be [\(n), \(_ops.count), \(numOps)], got \(weights.shape)")
+        precondition(weights.shape == [n, operations.count, numOps],
+                     "DRSformerGroupOLs: weights must be [\(n), \(operations.count), \(numOps)], got \(weights.shape)")
         var s = preprocess(s0)
-        for (i, layer) in _ops.enumerated() {
+        for (i, layer) in operations.enumerated() {
             let stepWeights = weights.slice(axis: 1, start: i, end: i + 1).reshaped([n, numOps])
             s = relu(layer(s, weights: stepWeights) + s)
         }
@@ -193,7 +193,7 @@ public final class DRSformerGroupOLs: Module {
 
     /// MACs on an `H×W` map.
     func multiplyAccumulates(height: Int, width: Int) -> Int {
-        _ops.reduce((preprocess.op[0] as! Conv2d).multiplyAccumulates(height: height, width: width)) {
+        operations.reduce((preprocess.op[0] as! Conv2d).multiplyAccumulates(height: height, width: width)) {
             $0 + $1.multiplyAccumulates(height: height, width: width)
         }
     }
@@ -202,18 +202,23 @@ public final class DRSformerGroupOLs: Module {
 /// The official `OALayer`: global average pooling, then `Linear(C, 2·k·numOps)`, ReLU, `Linear(2·k·numOps, k·numOps)`,
 /// viewed as `[N, k, numOps]` (the logits of the operation weights of k steps).
 public final class DRSformerOALayer: Module {
+    /// The official attribute names of the members renamed in Swift (the checkpoint keys).
+    public override class var stateDictKeys: [String: String] {
+        ["channelAttention": "ca_fc"]
+    }
+
     /// Steps k.
     public let k: Int
     /// Operations per step.
-    public let num_ops: Int
+    public let operationCount: Int
     /// `[Linear, ReLU, Linear]`.
-    public var ca_fc: [UnaryLayer]
+    public var channelAttention: [UnaryLayer]
 
-    /// - Parameters: channel: input channels C; k: steps; num_ops: operations per step.
-    public init(channel: Int, k: Int, num_ops: Int) {
+    /// - Parameters: channel: input channels C; k: steps; operationCount: operations per step.
+    public init(channel: Int, k: Int, operationCount: Int) {
         self.k = k
-        self.num_ops = num_ops
-        ca_fc = [Linear(channel, k * num_ops * 2), ReLU(), Linear(k * num_ops * 2, k * num_ops)]
+        self.operationCount = operationCount
+        channelAttention = [Linear(channel, k * operationCount * 2), ReLU(), Linear(k * operationCount * 2, k * operationCount)]
         super.init()
     }
 
@@ -221,12 +226,12 @@ public final class DRSformerOALayer: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let n = x.shape[0]
         let pooled = x.adaptiveAvgPool1x1().reshaped([n, x.shape[1]])
-        return applySequence(ca_fc, to: pooled).reshaped([n, k, num_ops])
+        return applySequence(channelAttention, to: pooled).reshaped([n, k, operationCount])
     }
 
     /// MACs of the two linear layers (pooling is not counted).
     func multiplyAccumulates() -> Int {
-        (ca_fc[0] as! Linear).weight.count + (ca_fc[2] as! Linear).weight.count
+        (channelAttention[0] as! Linear).weight.count + (channelAttention[2] as! Linear).weight.count
     }
 }
 
@@ -238,11 +243,11 @@ public final class DRSformerSubnet: Module, UnaryLayer {
     /// `[OALayer, GroupOLs, OALayer, GroupOLs, ...]` (keys `layers.0.ca_fc...`, `layers.1._ops...`).
     public var layers: [Module]
 
-    /// - Parameters: dim: channels; layer_num: attention/group pairs; steps: operation layers per group.
-    public init(dim: Int, layer_num: Int = 1, steps: Int = 4) {
+    /// - Parameters: dim: channels; layerCount: attention/group pairs; steps: operation layers per group.
+    public init(dim: Int, layerCount: Int = 1, steps: Int = 4) {
         let numOps = DRSformerOperation.allCases.count
-        layers = (0..<layer_num).flatMap { _ -> [Module] in
-            [DRSformerOALayer(channel: dim, k: steps, num_ops: numOps), DRSformerGroupOLs(steps: steps, C: dim)]
+        layers = (0..<layerCount).flatMap { _ -> [Module] in
+            [DRSformerOALayer(channel: dim, k: steps, operationCount: numOps), DRSformerGroupOLs(steps: steps, channels: dim)]
         }
         super.init()
     }

@@ -172,8 +172,6 @@ enum ModelValidation {
                      "decoder stage 0", "decoder stage 1", "decoder stage 2", "decoder stage 3"]
         try heads(a, "num_heads", (0..<9).map { (names[$0], widths[$0], c.numHeads[$0]) })
         try factor(a, "mlp_ratio", c.mlpRatio, smallestWidth: e)
-        guard c.tokenProjection == "linear" else { throw fail(a, "token_projection '\(c.tokenProjection)' is not supported; use 'linear'") }
-        guard ["leff", "ffn", "mlp"].contains(c.tokenMlp) else { throw fail(a, "token_mlp '\(c.tokenMlp)' is not supported; use leff, ffn or mlp") }
         guard !c.crossModulator else { throw fail(a, "cross_modulator is not supported") }
         guard c.dropRate == 0, c.attnDropRate == 0 else {
             throw fail(a, "drop_rate \(c.dropRate) and attn_drop_rate \(c.attnDropRate) are not supported (only 0, the official default)")
@@ -200,7 +198,7 @@ enum ModelValidation {
             let hidden = (ch * c.mlpRatio).rounded(.down)
             var block = 4 * ch + (2 * window - 1) * (2 * window - 1) * Double(c.numHeads[stage])
             block += 4 * ch * ch + 4 * ch
-            block += c.tokenMlp == "leff" ? 2 * ch * hidden + 10 * hidden + ch : 2 * ch * hidden + hidden + ch
+            block += c.tokenMlp == .leff ? 2 * ch * hidden + 10 * hidden + ch : 2 * ch * hidden + hidden + ch
             if c.modulator && stage >= 5 { block += Double(c.winSize * c.winSize) * ch }
             total += Double(c.depths[stage]) * block
         }
@@ -214,38 +212,35 @@ enum ModelValidation {
 
     static func check(_ c: DRSformerConfig) throws {
         let a = "drsformer"
-        try rgb(a, ("inp_channels", c.inp_channels), ("out_channels", c.out_channels))
+        try rgb(a, ("inp_channels", c.inpChannels), ("out_channels", c.outChannels))
         try range(a, "dim", c.dim, 2...maximumWidth)
         guard c.dim % 2 == 0 else { throw fail(a, "dim must be even (each down-sampling halves it before PixelUnshuffle), got \(c.dim)") }
-        try list(a, "num_blocks", c.num_blocks, count: 4, 0...maximumBlocks)
+        try list(a, "num_blocks", c.numBlocks, count: 4, 0...maximumBlocks)
         try list(a, "heads", c.heads, count: 4, 1...maximumWidth)
         let d = c.dim
         try heads(a, "heads", [("level 1", d, c.heads[0]), ("level 2", 2 * d, c.heads[1]), ("level 3", 4 * d, c.heads[2]),
                                ("level 4", 8 * d, c.heads[3]), ("decoder level 1", 2 * d, c.heads[0])], minimumPerHead: 2)
-        try factor(a, "ffn_expansion_factor", c.ffn_expansion_factor, smallestWidth: d)
-        guard ["WithBias", "BiasFree"].contains(c.LayerNorm_type) else {
-            throw fail(a, "LayerNorm_type must be WithBias or BiasFree, got '\(c.LayerNorm_type)'")
-        }
+        try factor(a, "ffn_expansion_factor", c.ffnExpansionFactor, smallestWidth: d)
     }
 
     static func parameters(_ c: DRSformerConfig) -> Double {
-        let d = Double(c.dim), f = c.ffn_expansion_factor
+        let d = Double(c.dim), f = c.ffnExpansionFactor
         func block(_ ch: Double, _ h: Int) -> Double {
             let hidden = (ch * f).rounded(.down)
-            let norms = 2 * (c.LayerNorm_type == "BiasFree" ? ch : 2 * ch)
+            let norms = 2 * (c.layerNormType == .biasFree ? ch : 2 * ch)
             let attention = Double(h) + 4 + 3 * ch * ch + 27 * ch + ch * ch
             let ffn = 2 * hidden * ch + 2 * hidden * (9 + 25) + hidden * 2 * (9 + 25) + 2 * hidden * ch
             return norms + attention + ffn
         }
         // MEFC: the operation weights' two linear layers and 4 operation layers of 8 primitives and a 1×1 merge.
         func mefc(_ ch: Double) -> Double { ch * 64 + 64 * 32 + 4 * (8 * ch * ch + 6 * ch * ch + 120 * ch) }
-        let nb = c.num_blocks.map(Double.init), h = c.heads
-        var total = 9 * Double(c.inp_channels) * d
+        let nb = c.numBlocks.map(Double.init), h = c.heads
+        var total = 9 * Double(c.inpChannels) * d
         total += nb[0] * block(d, h[0]) + nb[1] * block(2 * d, h[1]) + nb[2] * block(4 * d, h[2]) + nb[3] * block(8 * d, h[3])
         total += nb[2] * block(4 * d, h[2]) + nb[1] * block(2 * d, h[1]) + nb[0] * block(2 * d, h[0])
         if c.mefc { total += mefc(d) + mefc(2 * d) }
         total += 9 * (d * d / 2 + 2 * d * d + 8 * d * d) + 9 * (8 * d * 16 * d + 4 * d * 8 * d + 2 * d * 4 * d)
-        total += 8 * d * 4 * d + 4 * d * 2 * d + 9 * 2 * d * Double(c.out_channels)
+        total += 8 * d * 4 * d + 4 * d * 2 * d + 9 * 2 * d * Double(c.outChannels)
         return total
     }
 }
@@ -280,7 +275,7 @@ extension ModelCost {
             let w = Double(2 * c.dim), hidden = (w * c.ffnExpansionFactor).rounded(.down)
             floats = 12 * w + 5 * hidden + Double(c.dim) + 9
         case .drsformer(let c):
-            let w = Double(2 * c.dim), hidden = (w * c.ffn_expansion_factor).rounded(.down)
+            let w = Double(2 * c.dim), hidden = (w * c.ffnExpansionFactor).rounded(.down)
             floats = 12 * w + 10 * hidden + (c.mefc ? 40 * w : 0) + Double(c.dim) + 9
         case .uformer(let c):
             let w = Double(2 * c.embedDim), hidden = (w * c.mlpRatio).rounded(.down)
@@ -307,9 +302,9 @@ extension ModelCost {
             levels(d, [(d, 0, n[0]), (2 * d, 1, n[1]), (4 * d, 2, n[2]), (8 * d, 3, n[3]), (4 * d, 2, n[2]), (2 * d, 1, n[1]),
                        (2 * d, 0, n[0]), (2 * d, 0, c.numRefinementBlocks)]) { w in 8 * w + 6 * (w * c.ffnExpansionFactor).rounded(.down) }
         case .drsformer(let c):
-            let d = Double(c.dim), n = c.num_blocks
+            let d = Double(c.dim), n = c.numBlocks
             levels(d, [(d, 0, n[0]), (2 * d, 1, n[1]), (4 * d, 2, n[2]), (8 * d, 3, n[3]), (4 * d, 2, n[2]), (2 * d, 1, n[1]),
-                       (2 * d, 0, n[0])]) { w in 8 * w + 10 * (w * c.ffn_expansion_factor).rounded(.down) }
+                       (2 * d, 0, n[0])]) { w in 8 * w + 10 * (w * c.ffnExpansionFactor).rounded(.down) }
             if c.mefc { floats += 40 * d + 80 * d }
         case .uformer(let c):
             let e = Double(c.embedDim), n = c.depths

@@ -1,7 +1,8 @@
 // Restormer's building blocks, named as the official modules so parameter names match the state_dict:
 // LayerNorm (`norm1.body.weight`), Attention (`attn.qkv`, `attn.qkv_dwconv`, `attn.temperature`,
 // `attn.project_out`), FeedForward (`ffn.project_in`, `ffn.dwconv`, `ffn.project_out`), OverlapPatchEmbed
-// (`patch_embed.proj`), Downsample/Upsample (`body.0`).
+// (`patch_embed.proj`), Downsample/Upsample (`body.0`). DRSformer uses the same LayerNorm, patch embedding and
+// resizing modules (its official code copies them from Restormer), so both families build them from here.
 
 import Foundation
 import SKDNN
@@ -27,14 +28,14 @@ public final class RestormerLayerNormBody: Module {
 
 /// Restormer's `LayerNorm(dim, LayerNorm_type)`: normalises each pixel over the channels (ε = 1e-5, biased
 /// variance). The BiasFree form divides without subtracting the mean.
-public final class RestormerLayerNorm: Module {
+public final class RestormerLayerNorm: Module, UnaryLayer {
     /// The weight and optional bias.
     public var body: RestormerLayerNormBody
 
     /// - Parameters:
     ///   - dim: the channel count C.
     ///   - type: WithBias or BiasFree.
-    public init(_ dim: Int, type: RestormerLayerNormType) {
+    public init(_ dim: Int, type: LayerNormType) {
         body = RestormerLayerNormBody(dim, withBias: type == .withBias)
         super.init()
     }
@@ -48,15 +49,20 @@ public final class RestormerLayerNorm: Module {
 
 /// MDTA, the official `Attention`: 1×1 qkv projection, 3×3 depthwise convolution, per-head channel attention
 /// `softmax(q̂·k̂ᵀ · temperature)·v` with q̂, k̂ L2-normalised over the pixels, and a 1×1 output projection.
-public final class RestormerAttention: Module {
+public final class RestormerAttention: Module, UnaryLayer {
+    /// The official attribute names of the members renamed in Swift (the checkpoint keys).
+    public override class var stateDictKeys: [String: String] {
+        ["qkvDwconv": "qkv_dwconv", "projectOut": "project_out"]
+    }
+
     /// `[heads, 1, 1]`, initialised to ones.
     public var temperature: Tensor
     /// 1×1, `dim` → `3·dim`.
     public var qkv: Conv2d
     /// 3×3 depthwise over `3·dim` channels.
-    public var qkv_dwconv: Conv2d
+    public var qkvDwconv: Conv2d
     /// 1×1, `dim` → `dim`.
-    public var project_out: Conv2d
+    public var projectOut: Conv2d
     /// The number of heads.
     public let numHeads: Int
 
@@ -69,34 +75,40 @@ public final class RestormerAttention: Module {
         self.numHeads = numHeads
         temperature = ParameterInit.ones([numHeads, 1, 1])
         qkv = Conv2d(dim, dim * 3, kernelSize: 1, bias: bias)
-        qkv_dwconv = Conv2d(dim * 3, dim * 3, kernelSize: 3, padding: 1, groups: dim * 3, bias: bias)
-        project_out = Conv2d(dim, dim, kernelSize: 1, bias: bias)
+        qkvDwconv = Conv2d(dim * 3, dim * 3, kernelSize: 3, padding: 1, groups: dim * 3, bias: bias)
+        projectOut = Conv2d(dim, dim, kernelSize: 1, bias: bias)
         super.init()
     }
 
     /// - Parameter x: `[N, dim, H, W]`.
     /// - Returns: `[N, dim, H, W]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let mixed = qkv_dwconv(qkv(x))
-        return project_out(Tensor.mdtaAttention(qkv: mixed, temperature: temperature, heads: numHeads))
+        let mixed = qkvDwconv(qkv(x))
+        return projectOut(Tensor.mdtaAttention(qkv: mixed, temperature: temperature, heads: numHeads))
     }
 
-    /// Multiply–accumulates on `pixels` = H·W positions: the three convolutions plus q·kᵀ and attn·v.
-    public func multiplyAccumulates(pixels: Int) -> Int {
-        let dim = project_out.weight.shape[0], perHead = dim / numHeads
-        let convolutions = (qkv.weight.count + qkv_dwconv.weight.count + project_out.weight.count) * pixels
+    /// Multiply–accumulates on an `H×W` map: the three convolutions plus q·kᵀ and attn·v.
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
+        let pixels = height * width
+        let dim = projectOut.weight.shape[0], perHead = dim / numHeads
+        let convolutions = (qkv.weight.count + qkvDwconv.weight.count + projectOut.weight.count) * pixels
         return convolutions + 2 * numHeads * perHead * perHead * pixels
     }
 }
 
 /// GDFN, the official `FeedForward`: 1×1 to `2·hidden`, 3×3 depthwise, `gelu(x₁) · x₂`, 1×1 back to `dim`.
-public final class RestormerFeedForward: Module {
+public final class RestormerFeedForward: Module, UnaryLayer {
+    /// The official attribute names of the members renamed in Swift (the checkpoint keys).
+    public override class var stateDictKeys: [String: String] {
+        ["projectIn": "project_in", "projectOut": "project_out"]
+    }
+
     /// 1×1, `dim` → `2·hidden`.
-    public var project_in: Conv2d
+    public var projectIn: Conv2d
     /// 3×3 depthwise over `2·hidden` channels.
     public var dwconv: Conv2d
     /// 1×1, `hidden` → `dim`.
-    public var project_out: Conv2d
+    public var projectOut: Conv2d
 
     /// - Parameters:
     ///   - dim: channels in and out.
@@ -104,33 +116,33 @@ public final class RestormerFeedForward: Module {
     ///   - bias: whether the convolutions have a bias.
     public init(dim: Int, hiddenFeatures: Int, bias: Bool) {
         precondition(hiddenFeatures > 0, "RestormerFeedForward: hidden width must be positive, got \(hiddenFeatures)")
-        project_in = Conv2d(dim, hiddenFeatures * 2, kernelSize: 1, bias: bias)
+        projectIn = Conv2d(dim, hiddenFeatures * 2, kernelSize: 1, bias: bias)
         dwconv = Conv2d(hiddenFeatures * 2, hiddenFeatures * 2, kernelSize: 3, padding: 1, groups: hiddenFeatures * 2, bias: bias)
-        project_out = Conv2d(hiddenFeatures, dim, kernelSize: 1, bias: bias)
+        projectOut = Conv2d(hiddenFeatures, dim, kernelSize: 1, bias: bias)
         super.init()
     }
 
     /// - Parameter x: `[N, dim, H, W]`.
     /// - Returns: `[N, dim, H, W]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let hidden = project_in(x)
+        let hidden = projectIn(x)
         let needsGradient = GradMode.isEnabled
             && (hidden.requiresGrad || dwconv.weight.requiresGrad || (dwconv.bias?.requiresGrad ?? false))
         if !needsGradient {
             // Inference: convolve and gate in one pass (same values, no 2·hidden-channel intermediate).
-            return project_out(Tensor.gdfnDepthwiseGate(hidden, weight: dwconv.weight, bias: dwconv.bias))
+            return projectOut(Tensor.gdfnDepthwiseGate(hidden, weight: dwconv.weight, bias: dwconv.bias))
         }
-        return project_out(dwconv(hidden).gdfnGate())
+        return projectOut(dwconv(hidden).gdfnGate())
     }
 
-    /// Multiply–accumulates of the three convolutions on `pixels` = H·W positions.
-    public func multiplyAccumulates(pixels: Int) -> Int {
-        (project_in.weight.count + dwconv.weight.count + project_out.weight.count) * pixels
+    /// Multiply–accumulates of the three convolutions on an `H×W` map.
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
+        (projectIn.weight.count + dwconv.weight.count + projectOut.weight.count) * height * width
     }
 }
 
 /// The official `TransformerBlock`: `x + attn(norm1(x))`, then `x + ffn(norm2(x))`.
-public final class RestormerTransformerBlock: Module {
+public final class RestormerTransformerBlock: Module, UnaryLayer {
     /// LayerNorm before the attention.
     public var norm1: RestormerLayerNorm
     /// MDTA.
@@ -146,7 +158,7 @@ public final class RestormerTransformerBlock: Module {
     ///   - hiddenFeatures: the GDFN hidden width, `int(dim · ffn_expansion_factor)`.
     ///   - bias: whether the convolutions have a bias.
     ///   - layerNormType: WithBias or BiasFree.
-    public init(dim: Int, numHeads: Int, hiddenFeatures: Int, bias: Bool, layerNormType: RestormerLayerNormType) {
+    public init(dim: Int, numHeads: Int, hiddenFeatures: Int, bias: Bool, layerNormType: LayerNormType) {
         norm1 = RestormerLayerNorm(dim, type: layerNormType)
         attn = RestormerAttention(dim: dim, numHeads: numHeads, bias: bias)
         norm2 = RestormerLayerNorm(dim, type: layerNormType)
@@ -163,14 +175,14 @@ public final class RestormerTransformerBlock: Module {
         return y + ffn(norm2(y))
     }
 
-    /// Multiply–accumulates on `pixels` = H·W positions (convolutions and attention products).
-    public func multiplyAccumulates(pixels: Int) -> Int {
-        attn.multiplyAccumulates(pixels: pixels) + ffn.multiplyAccumulates(pixels: pixels)
+    /// Multiply–accumulates on an `H×W` map (convolutions and attention products; the LayerNorms are not counted).
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
+        attn.multiplyAccumulates(height: height, width: width) + ffn.multiplyAccumulates(height: height, width: width)
     }
 }
 
 /// The official `OverlapPatchEmbed`: one 3×3 convolution, padding 1, no bias.
-public final class RestormerPatchEmbed: Module {
+public final class RestormerPatchEmbed: Module, UnaryLayer {
     /// 3×3, `inChannels` → `embedDim`, no bias.
     public var proj: Conv2d
 
@@ -185,11 +197,14 @@ public final class RestormerPatchEmbed: Module {
     /// - Parameter x: `[N, inChannels, H, W]`.
     /// - Returns: `[N, embedDim, H, W]`.
     public func callAsFunction(_ x: Tensor) -> Tensor { proj(x) }
+
+    /// Multiply–accumulates of the convolution on an `H×W` image.
+    public func multiplyAccumulates(height: Int, width: Int) -> Int { proj.multiplyAccumulates(height: height, width: width) }
 }
 
 /// The official `Downsample`: 3×3 convolution `n` → `n/2` (no bias), then PixelUnshuffle(2) — `n` → `2n`
 /// channels at half resolution. `body` = `[Conv2d, PixelUnshuffle]` so the weight is `body.0.weight`.
-public final class RestormerDownsample: Module {
+public final class RestormerDownsample: Module, UnaryLayer {
     /// `[Conv2d, PixelUnshuffle(2)]`.
     public var body: [UnaryLayer]
     /// The convolution of `body[0]`, typed.
@@ -207,11 +222,14 @@ public final class RestormerDownsample: Module {
     /// - Parameter x: `[N, n, H, W]`, H and W even.
     /// - Returns: `[N, 2n, H/2, W/2]`.
     public func callAsFunction(_ x: Tensor) -> Tensor { applySequence(body, to: x) }
+
+    /// Multiply–accumulates of the convolution on the `H×W` input map.
+    public func multiplyAccumulates(height: Int, width: Int) -> Int { _conv.multiplyAccumulates(height: height, width: width) }
 }
 
 /// The official `Upsample`: 3×3 convolution `n` → `2n` (no bias), then PixelShuffle(2) — `n` → `n/2` channels
 /// at double resolution. `body` = `[Conv2d, PixelShuffle]`.
-public final class RestormerUpsample: Module {
+public final class RestormerUpsample: Module, UnaryLayer {
     /// `[Conv2d, PixelShuffle(2)]`.
     public var body: [UnaryLayer]
     /// The convolution of `body[0]`, typed.
@@ -229,4 +247,7 @@ public final class RestormerUpsample: Module {
     /// - Parameter x: `[N, n, H, W]`.
     /// - Returns: `[N, n/2, 2H, 2W]`.
     public func callAsFunction(_ x: Tensor) -> Tensor { applySequence(body, to: x) }
+
+    /// Multiply–accumulates of the convolution on the `H×W` input map.
+    public func multiplyAccumulates(height: Int, width: Int) -> Int { _conv.multiplyAccumulates(height: height, width: width) }
 }

@@ -123,7 +123,7 @@ extension RestormerTransformerBlock {
     /// The bytes of 1×1-convolution output one row band of the inference path may hold (at least one row is
     /// always taken). 4 MiB keeps a band and its LayerNorm rows within the L2/L3 caches; a tuning knob, not
     /// thread-safe to change while a forward pass runs.
-    public static var inferenceBandBytes = 4 << 20
+    package static var inferenceBandBytes = 4 << 20
 
     /// Whether this call may take the fused inference path: nothing needs a gradient.
     func runsInference(_ x: Tensor) -> Bool {
@@ -139,8 +139,8 @@ extension RestormerTransformerBlock {
     func inferenceForward(_ x: Tensor) -> Tensor {
         let temperature = attn.temperature
         let y = noGrad {
-            channelAttentionResidual(x, norm: (norm1.body.weight, norm1.body.bias), qkv: attn.qkv, dwconv: attn.qkv_dwconv,
-                                     projectOut: attn.project_out, heads: attn.numHeads, bandBytes: Self.inferenceBandBytes) {
+            channelAttentionResidual(x, norm: (norm1.body.weight, norm1.body.bias), qkv: attn.qkv, dwconv: attn.qkvDwconv,
+                                     projectOut: attn.projectOut, heads: attn.numHeads, bandBytes: Self.inferenceBandBytes) {
                 ($0 * temperature).softmax()
             }
         }
@@ -151,18 +151,18 @@ extension RestormerTransformerBlock {
     /// `y` must be referenced by nothing else.
     private func feedForwardResidual(_ y: Tensor) -> Tensor {
         let (n, c, h, w) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
-        let mid = ffn.project_in.weight.shape[0], hidden = mid / 2
+        let mid = ffn.projectIn.weight.shape[0], hidden = mid / 2
         // Accumulated onto y itself: a band's GEMM writes rows r0..<r1, and every later band reads (through its
         // LayerNorm) only rows from r1 + 1 on, already read by the time those rows are written. `y` is this
         // block's own intermediate, referenced nowhere else.
         let out = y
         var stage = BandedNormPointwiseDepthwise(
             channels: c, height: h, width: w, budgetBytes: Self.inferenceBandBytes,
-            norm: (norm2.body.weight, norm2.body.bias), eps: 1e-5, pointwise: ffn.project_in, depthwise: ffn.dwconv)
+            norm: (norm2.body.weight, norm2.body.bias), eps: 1e-5, pointwise: ffn.projectIn, depthwise: ffn.dwconv)
         let gate = UnsafeMutablePointer<Float>.allocate(capacity: hidden * stage.rowsPerBand * w)
         defer { stage.deallocate(); gate.deallocate() }
         let plane = h * w
-        let projectOut = UnsafePointer(ffn.project_out.weight.pointer), outBias = ffn.project_out.bias?.pointer
+        let projectOut = UnsafePointer(ffn.projectOut.weight.pointer), outBias = ffn.projectOut.bias?.pointer
         for image in 0..<n {
             stage.reset()
             let yi = UnsafePointer(y.pointer + image * c * plane), oi = out.pointer + image * c * plane

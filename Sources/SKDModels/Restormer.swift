@@ -8,14 +8,6 @@ import Foundation
 import SKDNN
 import SKDTensor
 
-/// Which of the official LayerNorm variants a Restormer uses (`LayerNorm_type`).
-public enum RestormerLayerNormType: String, Codable, Sendable {
-    /// `(x − μ) / √(σ² + 1e-5) · weight + bias` over the channels of each pixel.
-    case withBias = "WithBias"
-    /// `x / √(σ² + 1e-5) · weight` (σ² still about the mean), no bias.
-    case biasFree = "BiasFree"
-}
-
 /// The constructor arguments of the official `Restormer` class, under their official names when coded
 /// (`inp_channels`, `num_blocks`, `LayerNorm_type`, ...). Missing keys take the official defaults; keys the class
 /// does not have (such as `"arch"` in the reference files) are ignored.
@@ -37,7 +29,7 @@ public struct RestormerConfig: Codable, Equatable, Sendable {
     /// Whether the convolutions inside blocks, `reduce_chan_*` and `output` have a bias (`bias`).
     public var bias = false
     /// The LayerNorm variant (`LayerNorm_type`).
-    public var layerNormType = RestormerLayerNormType.withBias
+    public var layerNormType = LayerNormType.withBias
     /// Adds the `skip_conv` from the patch embedding to the decoder output, and drops the global residual
     /// (`dual_pixel_task`, used with `inp_channels = 6` for dual-pixel defocus deblurring).
     public var dualPixelTask = false
@@ -70,7 +62,7 @@ public struct RestormerConfig: Codable, Equatable, Sendable {
         heads = try c.decodeIfPresent([Int].self, forKey: .heads) ?? d.heads
         ffnExpansionFactor = try c.decodeIfPresent(Double.self, forKey: .ffnExpansionFactor) ?? d.ffnExpansionFactor
         bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? d.bias
-        layerNormType = try c.decodeIfPresent(RestormerLayerNormType.self, forKey: .layerNormType) ?? d.layerNormType
+        layerNormType = try c.decodeIfPresent(LayerNormType.self, forKey: .layerNormType) ?? d.layerNormType
         dualPixelTask = try c.decodeIfPresent(Bool.self, forKey: .dualPixelTask) ?? d.dualPixelTask
     }
 
@@ -123,45 +115,55 @@ public struct RestormerConfig: Codable, Equatable, Sendable {
 /// `[N, out_channels, H, W]` = `output(refinement(...)) + input` (the global residual; with `dual_pixel_task` the
 /// residual is replaced by the `skip_conv` of the patch embedding and the input must have 6 channels).
 public final class Restormer: Module, TappedModel {
+    /// The official attribute names of the members renamed in Swift (the checkpoint keys).
+    public override class var stateDictKeys: [String: String] {
+        ["patchEmbed": "patch_embed", "encoderLevel1": "encoder_level1", "down1To2": "down1_2",
+         "encoderLevel2": "encoder_level2", "down2To3": "down2_3", "encoderLevel3": "encoder_level3",
+         "down3To4": "down3_4", "up4To3": "up4_3", "reduceChannelsLevel3": "reduce_chan_level3",
+         "decoderLevel3": "decoder_level3", "up3To2": "up3_2", "reduceChannelsLevel2": "reduce_chan_level2",
+         "decoderLevel2": "decoder_level2", "up2To1": "up2_1", "decoderLevel1": "decoder_level1",
+         "skipConv": "skip_conv"]
+    }
+
     /// The constructor arguments.
     public let config: RestormerConfig
 
     /// 3×3 convolution from the image to `dim` channels (no bias, as the official code).
-    public var patch_embed: RestormerPatchEmbed
+    public var patchEmbed: RestormerPatchEmbed
     /// Level-1 encoder blocks, `dim` channels.
-    public var encoder_level1: [RestormerTransformerBlock]
+    public var encoderLevel1: [RestormerTransformerBlock]
     /// Level 1 → 2: `dim` → `2·dim`, half resolution.
-    public var down1_2: RestormerDownsample
+    public var down1To2: RestormerDownsample
     /// Level-2 encoder blocks, `2·dim` channels.
-    public var encoder_level2: [RestormerTransformerBlock]
+    public var encoderLevel2: [RestormerTransformerBlock]
     /// Level 2 → 3.
-    public var down2_3: RestormerDownsample
+    public var down2To3: RestormerDownsample
     /// Level-3 encoder blocks, `4·dim` channels.
-    public var encoder_level3: [RestormerTransformerBlock]
+    public var encoderLevel3: [RestormerTransformerBlock]
     /// Level 3 → 4.
-    public var down3_4: RestormerDownsample
+    public var down3To4: RestormerDownsample
     /// Level-4 (bottleneck) blocks, `8·dim` channels.
     public var latent: [RestormerTransformerBlock]
     /// Level 4 → 3: `8·dim` → `4·dim`, double resolution.
-    public var up4_3: RestormerUpsample
+    public var up4To3: RestormerUpsample
     /// 1×1 convolution `8·dim` → `4·dim` after concatenating the level-3 skip.
-    public var reduce_chan_level3: Conv2d
+    public var reduceChannelsLevel3: Conv2d
     /// Level-3 decoder blocks.
-    public var decoder_level3: [RestormerTransformerBlock]
+    public var decoderLevel3: [RestormerTransformerBlock]
     /// Level 3 → 2.
-    public var up3_2: RestormerUpsample
+    public var up3To2: RestormerUpsample
     /// 1×1 convolution `4·dim` → `2·dim` after concatenating the level-2 skip.
-    public var reduce_chan_level2: Conv2d
+    public var reduceChannelsLevel2: Conv2d
     /// Level-2 decoder blocks.
-    public var decoder_level2: [RestormerTransformerBlock]
+    public var decoderLevel2: [RestormerTransformerBlock]
     /// Level 2 → 1 (`2·dim` → `dim`); the level-1 skip is concatenated without reduction.
-    public var up2_1: RestormerUpsample
+    public var up2To1: RestormerUpsample
     /// Level-1 decoder blocks at `2·dim` channels.
-    public var decoder_level1: [RestormerTransformerBlock]
+    public var decoderLevel1: [RestormerTransformerBlock]
     /// Refinement blocks at `2·dim` channels, full resolution.
     public var refinement: [RestormerTransformerBlock]
     /// 1×1 convolution `dim` → `2·dim` from the patch embedding, only with `dual_pixel_task`.
-    public var skip_conv: Conv2d?
+    public var skipConv: Conv2d?
     /// 3×3 convolution `2·dim` → `out_channels`.
     public var output: Conv2d
 
@@ -181,24 +183,24 @@ public final class Restormer: Module, TappedModel {
                     bias: config.bias, layerNormType: config.layerNormType)
             }
         }
-        patch_embed = RestormerPatchEmbed(inChannels: config.inpChannels, embedDim: dim)
-        encoder_level1 = stage(blocks[0], dim, heads[0])
-        down1_2 = RestormerDownsample(dim)
-        encoder_level2 = stage(blocks[1], dim * 2, heads[1])
-        down2_3 = RestormerDownsample(dim * 2)
-        encoder_level3 = stage(blocks[2], dim * 4, heads[2])
-        down3_4 = RestormerDownsample(dim * 4)
+        patchEmbed = RestormerPatchEmbed(inChannels: config.inpChannels, embedDim: dim)
+        encoderLevel1 = stage(blocks[0], dim, heads[0])
+        down1To2 = RestormerDownsample(dim)
+        encoderLevel2 = stage(blocks[1], dim * 2, heads[1])
+        down2To3 = RestormerDownsample(dim * 2)
+        encoderLevel3 = stage(blocks[2], dim * 4, heads[2])
+        down3To4 = RestormerDownsample(dim * 4)
         latent = stage(blocks[3], dim * 8, heads[3])
-        up4_3 = RestormerUpsample(dim * 8)
-        reduce_chan_level3 = Conv2d(dim * 8, dim * 4, kernelSize: 1, bias: config.bias)
-        decoder_level3 = stage(blocks[2], dim * 4, heads[2])
-        up3_2 = RestormerUpsample(dim * 4)
-        reduce_chan_level2 = Conv2d(dim * 4, dim * 2, kernelSize: 1, bias: config.bias)
-        decoder_level2 = stage(blocks[1], dim * 2, heads[1])
-        up2_1 = RestormerUpsample(dim * 2)
-        decoder_level1 = stage(blocks[0], dim * 2, heads[0])
+        up4To3 = RestormerUpsample(dim * 8)
+        reduceChannelsLevel3 = Conv2d(dim * 8, dim * 4, kernelSize: 1, bias: config.bias)
+        decoderLevel3 = stage(blocks[2], dim * 4, heads[2])
+        up3To2 = RestormerUpsample(dim * 4)
+        reduceChannelsLevel2 = Conv2d(dim * 4, dim * 2, kernelSize: 1, bias: config.bias)
+        decoderLevel2 = stage(blocks[1], dim * 2, heads[1])
+        up2To1 = RestormerUpsample(dim * 2)
+        decoderLevel1 = stage(blocks[0], dim * 2, heads[0])
         refinement = stage(config.numRefinementBlocks, dim * 2, heads[0])
-        skip_conv = config.dualPixelTask ? Conv2d(dim, dim * 2, kernelSize: 1, bias: config.bias) : nil
+        skipConv = config.dualPixelTask ? Conv2d(dim, dim * 2, kernelSize: 1, bias: config.bias) : nil
         output = Conv2d(dim * 2, config.outChannels, kernelSize: 3, padding: 1, bias: config.bias)
         super.init()
     }
@@ -219,27 +221,27 @@ public final class Restormer: Module, TappedModel {
         func tap(_ name: String, _ y: Tensor) -> Tensor { taps?.record(name, y) ?? y }
 
         // Feature extractors that need only encoder taps stop as soon as they have them (FeatureTaps.isComplete).
-        let inpEncLevel1 = tap("patch_embed", patch_embed(x))
+        let inpEncLevel1 = tap("patch_embed", patchEmbed(x))
         if taps?.isComplete == true { return inpEncLevel1 }
-        let outEncLevel1 = tap("encoder_level1", run(encoder_level1, inpEncLevel1))
+        let outEncLevel1 = tap("encoder_level1", run(encoderLevel1, inpEncLevel1))
         if taps?.isComplete == true { return outEncLevel1 }
-        let outEncLevel2 = tap("encoder_level2", run(encoder_level2, down1_2(outEncLevel1)))
+        let outEncLevel2 = tap("encoder_level2", run(encoderLevel2, down1To2(outEncLevel1)))
         if taps?.isComplete == true { return outEncLevel2 }
-        let outEncLevel3 = tap("encoder_level3", run(encoder_level3, down2_3(outEncLevel2)))
+        let outEncLevel3 = tap("encoder_level3", run(encoderLevel3, down2To3(outEncLevel2)))
         if taps?.isComplete == true { return outEncLevel3 }
-        let latentOut = tap("latent", run(latent, down3_4(outEncLevel3)))
+        let latentOut = tap("latent", run(latent, down3To4(outEncLevel3)))
         if taps?.isComplete == true { return latentOut }
 
-        let inpDecLevel3 = reduce_chan_level3(Tensor.concat([up4_3(latentOut), outEncLevel3], axis: 1))
-        let outDecLevel3 = tap("decoder_level3", run(decoder_level3, inpDecLevel3))
-        let inpDecLevel2 = reduce_chan_level2(Tensor.concat([up3_2(outDecLevel3), outEncLevel2], axis: 1))
-        let outDecLevel2 = tap("decoder_level2", run(decoder_level2, inpDecLevel2))
-        let inpDecLevel1 = Tensor.concat([up2_1(outDecLevel2), outEncLevel1], axis: 1)
-        let outDecLevel1 = tap("decoder_level1", run(decoder_level1, inpDecLevel1))
+        let inpDecLevel3 = reduceChannelsLevel3(Tensor.concat([up4To3(latentOut), outEncLevel3], axis: 1))
+        let outDecLevel3 = tap("decoder_level3", run(decoderLevel3, inpDecLevel3))
+        let inpDecLevel2 = reduceChannelsLevel2(Tensor.concat([up3To2(outDecLevel3), outEncLevel2], axis: 1))
+        let outDecLevel2 = tap("decoder_level2", run(decoderLevel2, inpDecLevel2))
+        let inpDecLevel1 = Tensor.concat([up2To1(outDecLevel2), outEncLevel1], axis: 1)
+        let outDecLevel1 = tap("decoder_level1", run(decoderLevel1, inpDecLevel1))
         let refined = tap("refinement", run(refinement, outDecLevel1))
 
-        if let skip_conv {
-            return output(refined + skip_conv(inpEncLevel1))
+        if let skipConv {
+            return output(refined + skipConv(inpEncLevel1))
         }
         return output(refined) + x
     }
@@ -254,21 +256,22 @@ public final class Restormer: Module, TappedModel {
     ///   - width: the input width, a multiple of 8.
     public func multiplyAccumulates(height: Int, width: Int) -> Int {
         precondition(height % 8 == 0 && width % 8 == 0, "Restormer.multiplyAccumulates: \(height)×\(width) is not a multiple of 8")
-        func conv(_ c: Conv2d, _ pixels: Int) -> Int { c.weight.count * pixels }
-        func blocks(_ list: [RestormerTransformerBlock], _ pixels: Int) -> Int {
-            list.reduce(0) { $0 + $1.multiplyAccumulates(pixels: pixels) }
+        let h1 = height, w1 = width, h2 = h1 / 2, w2 = w1 / 2, h3 = h2 / 2, w3 = w2 / 2, h4 = h3 / 2, w4 = w3 / 2
+        func blocks(_ list: [RestormerTransformerBlock], _ h: Int, _ w: Int) -> Int {
+            list.reduce(0) { $0 + $1.multiplyAccumulates(height: h, width: w) }
         }
-        let p1 = height * width, p2 = p1 / 4, p3 = p1 / 16, p4 = p1 / 64
-        var macs = conv(patch_embed.proj, p1)
-        macs += blocks(encoder_level1, p1) + conv(down1_2.conv, p1)
-        macs += blocks(encoder_level2, p2) + conv(down2_3.conv, p2)
-        macs += blocks(encoder_level3, p3) + conv(down3_4.conv, p3)
-        macs += blocks(latent, p4) + conv(up4_3.conv, p4)
-        macs += conv(reduce_chan_level3, p3) + blocks(decoder_level3, p3) + conv(up3_2.conv, p3)
-        macs += conv(reduce_chan_level2, p2) + blocks(decoder_level2, p2) + conv(up2_1.conv, p2)
-        macs += blocks(decoder_level1, p1) + blocks(refinement, p1)
-        if let skip_conv { macs += conv(skip_conv, p1) }
-        macs += conv(output, p1)
+        var macs = patchEmbed.multiplyAccumulates(height: h1, width: w1)
+        macs += blocks(encoderLevel1, h1, w1) + down1To2.multiplyAccumulates(height: h1, width: w1)
+        macs += blocks(encoderLevel2, h2, w2) + down2To3.multiplyAccumulates(height: h2, width: w2)
+        macs += blocks(encoderLevel3, h3, w3) + down3To4.multiplyAccumulates(height: h3, width: w3)
+        macs += blocks(latent, h4, w4) + up4To3.multiplyAccumulates(height: h4, width: w4)
+        macs += reduceChannelsLevel3.multiplyAccumulates(height: h3, width: w3) + blocks(decoderLevel3, h3, w3)
+        macs += up3To2.multiplyAccumulates(height: h3, width: w3)
+        macs += reduceChannelsLevel2.multiplyAccumulates(height: h2, width: w2) + blocks(decoderLevel2, h2, w2)
+        macs += up2To1.multiplyAccumulates(height: h2, width: w2)
+        macs += blocks(decoderLevel1, h1, w1) + blocks(refinement, h1, w1)
+        if let skipConv { macs += skipConv.multiplyAccumulates(height: h1, width: w1) }
+        macs += output.multiplyAccumulates(height: h1, width: w1)
         return macs
     }
 }

@@ -21,7 +21,7 @@ import SKDTensor
 extension UformerLeWinBlock {
     /// The bytes of LeFF hidden activations one row band of the inference path may hold (at least one row plus the
     /// two halo rows is always taken). A tuning knob, not thread-safe to change while a forward pass runs.
-    public static var feedForwardBandBytes = 8 << 20
+    package static var feedForwardBandBytes = 8 << 20
 
     /// Whether this call may take the inference path: nothing needs a gradient and no path is dropped at random.
     func runsInference(_ x: Tensor) -> Bool {
@@ -46,7 +46,7 @@ extension UformerLeWinBlock {
                 return leff.inferenceResidual(norm2(y), adding: y, height: height, width: width,
                                               bandBytes: Self.feedForwardBandBytes)
             }
-            return y + mlp.forward(norm2(y), height: height, width: width)
+            return y + mlp(norm2(y), height: height, width: width)
         }
     }
 }
@@ -67,10 +67,10 @@ extension UformerWindowAttention {
         precondition(x.rank == 3 && x.shape == [batch, height * width, c] && height % w == 0 && width % w == 0,
                      "UformerWindowAttention: tokens \(x.shape) are not [\(batch), \(height)·\(width), \(c)] in \(w)×\(w) windows")
         // [3C, C]: W_q·scale, W_k, W_v (to_kv holds keys then values), and the matching bias.
-        let weight = Tensor.concat([qkv.to_q.weight * scale, qkv.to_kv.weight], axis: 0)
-        let bias: Tensor? = qkv.to_q.bias.map { qb in
-            Tensor.concat([qb * scale, qkv.to_kv.bias ?? Tensor(zeros: [2 * c])], axis: 0)
-        } ?? qkv.to_kv.bias.map { Tensor.concat([Tensor(zeros: [c]), $0], axis: 0) }
+        let weight = Tensor.concat([qkv.toQ.weight * scale, qkv.toKV.weight], axis: 0)
+        let bias: Tensor? = qkv.toQ.bias.map { qb in
+            Tensor.concat([qb * scale, qkv.toKV.bias ?? Tensor(zeros: [2 * c])], axis: 0)
+        } ?? qkv.toKV.bias.map { Tensor.concat([Tensor(zeros: [c]), $0], axis: 0) }
         let projected = Tensor.linear(x.reshaped([batch * height * width, c]), weight: weight, bias: bias)  // [B·HW, 3C]
         let modulation = modulator.map { Tensor.linear($0, weight: weight) }                              // [n, 3C]
         let positionBias = self.positionBias()                                                             // [h, n, n]

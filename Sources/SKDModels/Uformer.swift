@@ -24,26 +24,40 @@ func uformerNormalParameter(_ shape: [Int], std: Float) -> Tensor {
 
 /// The official `LinearProjection`: queries and key/value pairs from the window tokens by two linear layers.
 public final class UformerLinearProjection: Module {
+    /// The official attribute names of the members renamed in Swift (the checkpoint keys).
+    public override class var stateDictKeys: [String: String] {
+        ["toQ": "to_q", "toKV": "to_kv"]
+    }
+
     /// `to_q`: `Linear(dim, dim)`.
-    public var to_q: Linear
+    public var toQ: Linear
     /// `to_kv`: `Linear(dim, 2·dim)`; output features `[0, dim)` are the keys, `[dim, 2·dim)` the values.
-    public var to_kv: Linear
+    public var toKV: Linear
 
     /// - Parameters:
     ///   - dim: the token width.
     ///   - bias: whether both layers have a bias (`qkv_bias`).
     public init(dim: Int, bias: Bool = true) {
-        to_q = Linear(dim, dim, bias: bias)
-        to_kv = Linear(dim, 2 * dim, bias: bias)
+        toQ = Linear(dim, dim, bias: bias)
+        toKV = Linear(dim, 2 * dim, bias: bias)
         super.init()
     }
+
+    /// - Parameter x: `[B, N, dim]` tokens.
+    /// - Returns: the queries `[B, N, dim]` and the key/value pairs `[B, N, 2·dim]` (keys first).
+    public func callAsFunction(_ x: Tensor) -> (q: Tensor, kv: Tensor) { (toQ(x), toKV(x)) }
 }
 
 /// The official `WindowAttention`: multi-head self-attention inside each window, with a learned relative-position
 /// bias and the optional shifted-window mask.
 public final class UformerWindowAttention: Module {
+    /// The official attribute names of the members renamed in Swift (the checkpoint keys).
+    public override class var stateDictKeys: [String: String] {
+        ["relativePositionBiasTable": "relative_position_bias_table"]
+    }
+
     /// `[(2w−1)², heads]`: one bias per relative offset and head.
-    public var relative_position_bias_table: Tensor
+    public var relativePositionBiasTable: Tensor
     /// The q/kv projections.
     public var qkv: UformerLinearProjection
     /// `proj`: `Linear(dim, dim)` on the merged heads.
@@ -75,7 +89,7 @@ public final class UformerWindowAttention: Module {
         self.numHeads = numHeads
         self.scale = qkScale ?? 1 / Float(dim / numHeads).squareRoot()
         let side = 2 * window - 1
-        relative_position_bias_table = uformerNormalParameter([side * side, numHeads], std: 0.02)
+        relativePositionBiasTable = uformerNormalParameter([side * side, numHeads], std: 0.02)
         qkv = UformerLinearProjection(dim: dim, bias: qkvBias)
         proj = Linear(dim, dim)
         _relativePositionIndex = UformerWindowAttention.relativePositionIndex(window: window)
@@ -97,7 +111,7 @@ public final class UformerWindowAttention: Module {
     /// `[heads, N, N]`: the relative-position bias of every (query, key) pair.
     func positionBias() -> Tensor {
         let n = window * window
-        return Tensor.gatherRows(relative_position_bias_table, indices: _relativePositionIndex)
+        return Tensor.gatherRows(relativePositionBiasTable, indices: _relativePositionIndex)
             .reshaped([n, n, numHeads]).permuted([2, 0, 1])
     }
 
@@ -107,14 +121,14 @@ public final class UformerWindowAttention: Module {
     ///   - x: `[B·nW, w², dim]` window tokens.
     ///   - mask: the shifted-window mask labels, or `nil`.
     /// - Returns: `[B·nW, w², dim]`.
-    func forward(_ x: Tensor, mask: UformerShiftMask?) -> Tensor {
+    func callAsFunction(_ x: Tensor, mask: UformerShiftMask?) -> Tensor {
         let windows = x.shape[0], n = x.shape[1], c = dim, h = numHeads, d = dim / numHeads
         precondition(x.rank == 3 && n == window * window && x.shape[2] == c,
                      "UformerWindowAttention: windows \(x.shape) are not [B·nW, \(window * window), \(c)]")
         // Keys and values from the two halves of `to_kv`, so each comes out contiguous without slicing activations.
-        let kvWeight = qkv.to_kv.weight, kvBias = qkv.to_kv.bias
+        let kvWeight = qkv.toKV.weight, kvBias = qkv.toKV.bias
         // The query scale folded into the (small) projection instead of a pass over the queries.
-        let q = Tensor.linear(x, weight: qkv.to_q.weight * scale, bias: qkv.to_q.bias.map { $0 * scale })
+        let q = Tensor.linear(x, weight: qkv.toQ.weight * scale, bias: qkv.toQ.bias.map { $0 * scale })
         let k = Tensor.linear(x, weight: kvWeight.slice(axis: 0, start: 0, end: c),
                               bias: kvBias?.slice(axis: 0, start: 0, end: c))
         let v = Tensor.linear(x, weight: kvWeight.slice(axis: 0, start: c, end: 2 * c),
@@ -135,9 +149,9 @@ public final class UformerWindowAttention: Module {
 /// The token feed-forward of a LeWin block: LeFF or the plain MLP.
 public protocol UformerFeedForward: Module {
     /// Maps `[B, H·W, C]` tokens of an `height × width` map to `[B, H·W, C]`.
-    func forward(_ x: Tensor, height: Int, width: Int) -> Tensor
-    /// Multiply-accumulates for `tokens` tokens.
-    func multiplyAccumulates(tokens: Int) -> Int
+    func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor
+    /// Multiply-accumulates on the tokens of an `height × width` map.
+    func multiplyAccumulates(height: Int, width: Int) -> Int
 }
 
 /// The official `LeFF`: linear + GELU, depthwise 3×3 conv + GELU on the token grid, linear.
@@ -163,7 +177,12 @@ public final class UformerLeFF: Module, UformerFeedForward {
         super.init()
     }
 
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    /// - Parameters:
+    ///   - x: `[B, H·W, dim]` tokens of an `height × width` map.
+    ///   - height: `H`.
+    ///   - width: `W`.
+    /// - Returns: `[B, H·W, dim]`.
+    public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {
         precondition(x.rank == 3 && x.shape[1] == height * width && x.shape[2] == dim,
                      "UformerLeFF: tokens \(x.shape) are not [B, \(height)·\(width), \(dim)]")
         let hidden = applySequence(linear1, to: x)                                 // [B, HW, hidden]
@@ -174,7 +193,7 @@ public final class UformerLeFF: Module, UformerFeedForward {
         return applySequence(linear2, to: mixed)
     }
 
-    public func multiplyAccumulates(tokens: Int) -> Int { tokens * (2 * dim * hiddenDim + 9 * hiddenDim) }
+    public func multiplyAccumulates(height: Int, width: Int) -> Int { height * width * (2 * dim * hiddenDim + 9 * hiddenDim) }
 }
 
 /// The official `Mlp` (`token_mlp='ffn'` or `'mlp'`): linear + GELU + linear.
@@ -197,9 +216,14 @@ public final class UformerMlp: Module, UformerFeedForward {
         super.init()
     }
 
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor { fc2(fc1(x).gelu()) }
+    /// - Parameters:
+    ///   - x: `[B, H·W, dim]` tokens.
+    ///   - height: `H` (unused: the MLP acts on each token alone).
+    ///   - width: `W` (unused).
+    /// - Returns: `[B, H·W, dim]`.
+    public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor { fc2(fc1(x).gelu()) }
 
-    public func multiplyAccumulates(tokens: Int) -> Int { tokens * 2 * dim * hiddenDim }
+    public func multiplyAccumulates(height: Int, width: Int) -> Int { height * width * 2 * dim * hiddenDim }
 }
 
 /// The decoder blocks' `modulator` (`nn.Embedding(win², dim)`): a learned offset per window position.
@@ -257,10 +281,10 @@ public final class UformerLeWinBlock: Module {
     ///   - qkvBias: whether the q/kv projections have a bias.
     ///   - qkScale: the query scale; `nil` for `head_dim^−0.5`.
     ///   - dropPath: the stochastic-depth probability in training mode.
-    ///   - tokenMlp: `"leff"`, `"ffn"` or `"mlp"`.
+    ///   - tokenMlp: LeFF or the plain MLP.
     ///   - modulator: whether to add the window-position embedding (sized by the configured window, as officially).
     public init(dim: Int, resolution: Int, numHeads: Int, window: Int, shift: Int, mlpRatio: Double = 4,
-                qkvBias: Bool = true, qkScale: Float? = nil, dropPath: Float = 0, tokenMlp: String = "leff",
+                qkvBias: Bool = true, qkScale: Float? = nil, dropPath: Float = 0, tokenMlp: UformerTokenMLP = .leff,
                 modulator: Bool = false) {
         var effectiveWindow = window, effectiveShift = shift
         if resolution <= window {
@@ -281,9 +305,8 @@ public final class UformerLeWinBlock: Module {
         norm2 = LayerNorm(dim)
         let hidden = Int(Double(dim) * mlpRatio)
         switch tokenMlp {
-        case "leff": mlp = UformerLeFF(dim: dim, hiddenDim: hidden)
-        case "ffn", "mlp": mlp = UformerMlp(dim: dim, hiddenDim: hidden)
-        default: preconditionFailure("UformerLeWinBlock: token_mlp '\(tokenMlp)' is not supported (use 'leff', 'ffn' or 'mlp')")
+        case .leff: mlp = UformerLeFF(dim: dim, hiddenDim: hidden)
+        case .ffn, .mlp: mlp = UformerMlp(dim: dim, hiddenDim: hidden)
         }
         self.modulator = modulator ? UformerModulator(positions: window * window, dim: dim) : nil
         super.init()
@@ -294,7 +317,7 @@ public final class UformerLeWinBlock: Module {
     ///   - height: `H`, a multiple of `window`.
     ///   - width: `W`, a multiple of `window`.
     /// - Returns: `[B, H·W, dim]`.
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {
         precondition(x.rank == 3 && x.shape[1] == height * width && x.shape[2] == dim,
                      "UformerLeWinBlock: tokens \(x.shape) are not [B, \(height)·\(width), \(dim)]")
         precondition(height % window == 0 && width % window == 0,
@@ -305,10 +328,10 @@ public final class UformerLeWinBlock: Module {
         var windows = norm1(x).windowPartitioned(height: height, width: width, window: window, shift: shift)
         if let modulator { windows = windows + modulator.weight }
         let mask = shift > 0 ? UformerShiftMask(height: height, width: width, window: window, shift: shift) : nil
-        let attended = attn.forward(windows, mask: mask)
+        let attended = attn(windows, mask: mask)
             .windowMerged(batch: batch, height: height, width: width, window: window, shift: shift)
         let y = x + droppedPath(attended)
-        return y + droppedPath(mlp.forward(norm2(y), height: height, width: width))
+        return y + droppedPath(mlp(norm2(y), height: height, width: width))
     }
 
     /// Stochastic depth (timm's `DropPath`): in training mode, zeroes a sample's residual branch with probability
@@ -323,9 +346,9 @@ public final class UformerLeWinBlock: Module {
     }
 
     /// Multiply-accumulates on an `height × width` map: q/kv/proj projections, q·kᵀ and attn·v, feed-forward.
-    func multiplyAccumulates(height: Int, width: Int) -> Int {
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
         let tokens = height * width
-        return tokens * 4 * dim * dim + 2 * tokens * window * window * dim + mlp.multiplyAccumulates(tokens: tokens)
+        return tokens * 4 * dim * dim + 2 * tokens * window * window * dim + mlp.multiplyAccumulates(height: height, width: width)
     }
 }
 
@@ -344,11 +367,11 @@ public final class UformerBasicLayer: Module {
     ///   - qkvBias: whether the q/kv projections have a bias.
     ///   - qkScale: the query scale; `nil` for `head_dim^−0.5`.
     ///   - dropPath: one stochastic-depth probability per block.
-    ///   - tokenMlp: `"leff"`, `"ffn"` or `"mlp"`.
+    ///   - tokenMlp: LeFF or the plain MLP.
     ///   - shiftFlag: whether odd blocks shift by `window / 2`.
     ///   - modulator: whether the blocks add the window-position embedding.
     public init(dim: Int, resolution: Int, depth: Int, numHeads: Int, window: Int, mlpRatio: Double, qkvBias: Bool,
-                qkScale: Float?, dropPath: [Float], tokenMlp: String, shiftFlag: Bool, modulator: Bool) {
+                qkScale: Float?, dropPath: [Float], tokenMlp: UformerTokenMLP, shiftFlag: Bool, modulator: Bool) {
         precondition(dropPath.count == depth, "UformerBasicLayer: \(dropPath.count) drop-path rates for \(depth) blocks")
         blocks = (0..<depth).map { i in
             UformerLeWinBlock(dim: dim, resolution: resolution, numHeads: numHeads, window: window,
@@ -359,15 +382,15 @@ public final class UformerBasicLayer: Module {
     }
 
     /// - Parameter x: `[B, H·W, C]` tokens of an `height × width` map. Returns `[B, H·W, C]`.
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        blocks.reduce(x) { $1.forward($0, height: height, width: width) }
+    public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        blocks.reduce(x) { $1($0, height: height, width: width) }
     }
 
     /// The effective window of each block (the stage's side must be a multiple of each).
     var windows: [Int] { blocks.map(\.window) }
 
     /// Multiply-accumulates of the stage on an `height × width` map.
-    func multiplyAccumulates(height: Int, width: Int) -> Int {
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
         blocks.reduce(0) { $0 + $1.multiplyAccumulates(height: height, width: width) }
     }
 }
@@ -399,7 +422,7 @@ public final class UformerDownsample: Module {
     }
 
     /// - Parameter x: `[B, H·W, in]` tokens. Returns `[B, (H/2)·(W/2), out]`.
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {
         mapToTokens(applySequence(conv, to: tokensToMap(x, height: height, width: width)))
     }
 }
@@ -419,7 +442,7 @@ public final class UformerUpsample: Module {
     }
 
     /// - Parameter x: `[B, H·W, in]` tokens. Returns `[B, (2H)·(2W), out]`.
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {
         mapToTokens(applySequence(deconv, to: tokensToMap(x, height: height, width: width)))
     }
 }
@@ -453,7 +476,7 @@ public final class UformerOutputProj: Module {
     }
 
     /// - Parameter x: `[B, H·W, in]` tokens. Returns `[B, out, H, W]`.
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {
         applySequence(proj, to: tokensToMap(x, height: height, width: width))
     }
 }
@@ -467,44 +490,54 @@ public final class UformerOutputProj: Module {
 /// `[N, H'·W', C]` of `input_proj`, the encoder stages, the bottleneck `conv` and the decoder stages, at the
 /// padded resolution.
 public final class Uformer: Module, TappedModel {
+    /// The official attribute names of the members renamed in Swift (the checkpoint keys).
+    public override class var stateDictKeys: [String: String] {
+        ["inputProjection": "input_proj", "outputProjection": "output_proj", "encoderLayer0": "encoderlayer_0",
+         "downsample0": "dowsample_0", "encoderLayer1": "encoderlayer_1", "downsample1": "dowsample_1",
+         "encoderLayer2": "encoderlayer_2", "downsample2": "dowsample_2", "encoderLayer3": "encoderlayer_3",
+         "downsample3": "dowsample_3", "upsample0": "upsample_0", "decoderLayer0": "decoderlayer_0",
+         "upsample1": "upsample_1", "decoderLayer1": "decoderlayer_1", "upsample2": "upsample_2",
+         "decoderLayer2": "decoderlayer_2", "upsample3": "upsample_3", "decoderLayer3": "decoderlayer_3"]
+    }
+
     /// `dd_in → embed_dim` channels, full resolution.
-    public var input_proj: UformerInputProj
+    public var inputProjection: UformerInputProj
     /// `2·embed_dim → in_chans` channels, full resolution.
-    public var output_proj: UformerOutputProj
+    public var outputProjection: UformerOutputProj
     /// Encoder stage 0: `embed_dim` channels at full resolution.
-    public var encoderlayer_0: UformerBasicLayer
+    public var encoderLayer0: UformerBasicLayer
     /// `embed_dim → 2·embed_dim`, half resolution (the official attribute name, typo included).
-    public var dowsample_0: UformerDownsample
+    public var downsample0: UformerDownsample
     /// Encoder stage 1: `2·embed_dim` channels at 1/2 resolution.
-    public var encoderlayer_1: UformerBasicLayer
+    public var encoderLayer1: UformerBasicLayer
     /// `2·embed_dim → 4·embed_dim`, 1/4 resolution.
-    public var dowsample_1: UformerDownsample
+    public var downsample1: UformerDownsample
     /// Encoder stage 2: `4·embed_dim` channels at 1/4 resolution.
-    public var encoderlayer_2: UformerBasicLayer
+    public var encoderLayer2: UformerBasicLayer
     /// `4·embed_dim → 8·embed_dim`, 1/8 resolution.
-    public var dowsample_2: UformerDownsample
+    public var downsample2: UformerDownsample
     /// Encoder stage 3: `8·embed_dim` channels at 1/8 resolution.
-    public var encoderlayer_3: UformerBasicLayer
+    public var encoderLayer3: UformerBasicLayer
     /// `8·embed_dim → 16·embed_dim`, 1/16 resolution.
-    public var dowsample_3: UformerDownsample
+    public var downsample3: UformerDownsample
     /// The bottleneck stage (the official attribute is called `conv`): `16·embed_dim` channels at 1/16 resolution.
     public var conv: UformerBasicLayer
     /// `16·embed_dim → 8·embed_dim`, 1/8 resolution; concatenated with encoder stage 3.
-    public var upsample_0: UformerUpsample
+    public var upsample0: UformerUpsample
     /// Decoder stage 0: `16·embed_dim` channels at 1/8 resolution.
-    public var decoderlayer_0: UformerBasicLayer
+    public var decoderLayer0: UformerBasicLayer
     /// `16·embed_dim → 4·embed_dim`, 1/4 resolution; concatenated with encoder stage 2.
-    public var upsample_1: UformerUpsample
+    public var upsample1: UformerUpsample
     /// Decoder stage 1: `8·embed_dim` channels at 1/4 resolution.
-    public var decoderlayer_1: UformerBasicLayer
+    public var decoderLayer1: UformerBasicLayer
     /// `8·embed_dim → 2·embed_dim`, 1/2 resolution; concatenated with encoder stage 1.
-    public var upsample_2: UformerUpsample
+    public var upsample2: UformerUpsample
     /// Decoder stage 2: `4·embed_dim` channels at 1/2 resolution.
-    public var decoderlayer_2: UformerBasicLayer
+    public var decoderLayer2: UformerBasicLayer
     /// `4·embed_dim → embed_dim`, full resolution; concatenated with encoder stage 0.
-    public var upsample_3: UformerUpsample
+    public var upsample3: UformerUpsample
     /// Decoder stage 3: `2·embed_dim` channels at full resolution.
-    public var decoderlayer_3: UformerBasicLayer
+    public var decoderLayer3: UformerBasicLayer
 
     /// The constructor arguments.
     public let config: UformerConfig
@@ -523,7 +556,6 @@ public final class Uformer: Module, TappedModel {
         precondition(c.depths.count == 9 && c.numHeads.count == 9,
                      "Uformer: depths \(c.depths) and num_heads \(c.numHeads) need 9 entries each")
         precondition(c.imgSize >= 16, "Uformer: img_size \(c.imgSize) must be at least 16 (four down-samplings)")
-        precondition(c.tokenProjection == "linear", "Uformer: token_projection '\(c.tokenProjection)' is not supported (only 'linear')")
         precondition(!c.crossModulator, "Uformer: cross_modulator is not supported")
         precondition(c.dropRate == 0 && c.attnDropRate == 0,
                      "Uformer: drop_rate \(c.dropRate) / attn_drop_rate \(c.attnDropRate) are not supported (only 0, the official default)")
@@ -549,32 +581,32 @@ public final class Uformer: Module, TappedModel {
                               tokenMlp: c.tokenMlp, shiftFlag: c.shiftFlag, modulator: modulator)
         }
         let d = c.depths
-        input_proj = UformerInputProj(c.ddIn, e)
-        output_proj = UformerOutputProj(2 * e, c.inChans)
-        encoderlayer_0 = stage(0, e, 0, slice(encDpr, 0, d[0]))
-        dowsample_0 = UformerDownsample(e, 2 * e)
-        encoderlayer_1 = stage(1, 2 * e, 1, slice(encDpr, d[0], d[1]))
-        dowsample_1 = UformerDownsample(2 * e, 4 * e)
-        encoderlayer_2 = stage(2, 4 * e, 2, slice(encDpr, d[0] + d[1], d[2]))
-        dowsample_2 = UformerDownsample(4 * e, 8 * e)
-        encoderlayer_3 = stage(3, 8 * e, 3, slice(encDpr, d[0] + d[1] + d[2], d[3]))
-        dowsample_3 = UformerDownsample(8 * e, 16 * e)
+        inputProjection = UformerInputProj(c.ddIn, e)
+        outputProjection = UformerOutputProj(2 * e, c.inChans)
+        encoderLayer0 = stage(0, e, 0, slice(encDpr, 0, d[0]))
+        downsample0 = UformerDownsample(e, 2 * e)
+        encoderLayer1 = stage(1, 2 * e, 1, slice(encDpr, d[0], d[1]))
+        downsample1 = UformerDownsample(2 * e, 4 * e)
+        encoderLayer2 = stage(2, 4 * e, 2, slice(encDpr, d[0] + d[1], d[2]))
+        downsample2 = UformerDownsample(4 * e, 8 * e)
+        encoderLayer3 = stage(3, 8 * e, 3, slice(encDpr, d[0] + d[1] + d[2], d[3]))
+        downsample3 = UformerDownsample(8 * e, 16 * e)
         conv = stage(4, 16 * e, 4, [Float](repeating: Float(c.dropPathRate), count: d[4]))
-        upsample_0 = UformerUpsample(16 * e, 8 * e)
-        decoderlayer_0 = stage(3, 16 * e, 5, slice(decDpr, 0, d[5]), modulator: c.modulator)
-        upsample_1 = UformerUpsample(16 * e, 4 * e)
-        decoderlayer_1 = stage(2, 8 * e, 6, slice(decDpr, d[5], d[6]), modulator: c.modulator)
-        upsample_2 = UformerUpsample(8 * e, 2 * e)
-        decoderlayer_2 = stage(1, 4 * e, 7, slice(decDpr, d[5] + d[6], d[7]), modulator: c.modulator)
-        upsample_3 = UformerUpsample(4 * e, e)
-        decoderlayer_3 = stage(0, 2 * e, 8, slice(decDpr, d[5] + d[6] + d[7], d[8]), modulator: c.modulator)
+        upsample0 = UformerUpsample(16 * e, 8 * e)
+        decoderLayer0 = stage(3, 16 * e, 5, slice(decDpr, 0, d[5]), modulator: c.modulator)
+        upsample1 = UformerUpsample(16 * e, 4 * e)
+        decoderLayer1 = stage(2, 8 * e, 6, slice(decDpr, d[5], d[6]), modulator: c.modulator)
+        upsample2 = UformerUpsample(8 * e, 2 * e)
+        decoderLayer2 = stage(1, 4 * e, 7, slice(decDpr, d[5] + d[6], d[7]), modulator: c.modulator)
+        upsample3 = UformerUpsample(4 * e, e)
+        decoderLayer3 = stage(0, 2 * e, 8, slice(decDpr, d[5] + d[6] + d[7], d[8]), modulator: c.modulator)
 
         // Each stage's side must be a multiple of its windows; at level l that is 2^l times the window.
         func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
         var multiple = 16
         let stages: [(Int, UformerBasicLayer)] = [
-            (0, encoderlayer_0), (1, encoderlayer_1), (2, encoderlayer_2), (3, encoderlayer_3), (4, conv),
-            (3, decoderlayer_0), (2, decoderlayer_1), (1, decoderlayer_2), (0, decoderlayer_3),
+            (0, encoderLayer0), (1, encoderLayer1), (2, encoderLayer2), (3, encoderLayer3), (4, conv),
+            (3, decoderLayer0), (2, decoderLayer1), (1, decoderLayer2), (0, decoderLayer3),
         ]
         for (level, layer) in stages {
             for window in layer.windows {
@@ -611,43 +643,43 @@ public final class Uformer: Module, TappedModel {
         let h = paddedSide(height), w = paddedSide(width)
         let input = (h == height && w == width) ? x : Uformer.reflectPadded(x, bottom: h - height, right: w - width)
 
-        let y = input_proj(input)
+        let y = inputProjection(input)
         taps?.record("input_proj", y)
-        let conv0 = encoderlayer_0.forward(y, height: h, width: w)
+        let conv0 = encoderLayer0(y, height: h, width: w)
         taps?.record("encoderlayer_0", conv0)
         if taps?.isComplete == true { return conv0 }
-        let pool0 = dowsample_0.forward(conv0, height: h, width: w)
-        let conv1 = encoderlayer_1.forward(pool0, height: h / 2, width: w / 2)
+        let pool0 = downsample0(conv0, height: h, width: w)
+        let conv1 = encoderLayer1(pool0, height: h / 2, width: w / 2)
         taps?.record("encoderlayer_1", conv1)
         if taps?.isComplete == true { return conv1 }
-        let pool1 = dowsample_1.forward(conv1, height: h / 2, width: w / 2)
-        let conv2 = encoderlayer_2.forward(pool1, height: h / 4, width: w / 4)
+        let pool1 = downsample1(conv1, height: h / 2, width: w / 2)
+        let conv2 = encoderLayer2(pool1, height: h / 4, width: w / 4)
         taps?.record("encoderlayer_2", conv2)
         if taps?.isComplete == true { return conv2 }
-        let pool2 = dowsample_2.forward(conv2, height: h / 4, width: w / 4)
-        let conv3 = encoderlayer_3.forward(pool2, height: h / 8, width: w / 8)
+        let pool2 = downsample2(conv2, height: h / 4, width: w / 4)
+        let conv3 = encoderLayer3(pool2, height: h / 8, width: w / 8)
         taps?.record("encoderlayer_3", conv3)
         if taps?.isComplete == true { return conv3 }
-        let pool3 = dowsample_3.forward(conv3, height: h / 8, width: w / 8)
+        let pool3 = downsample3(conv3, height: h / 8, width: w / 8)
 
-        let conv4 = conv.forward(pool3, height: h / 16, width: w / 16)
+        let conv4 = conv(pool3, height: h / 16, width: w / 16)
         taps?.record("conv", conv4)
         if taps?.isComplete == true { return conv4 }
 
-        let up0 = upsample_0.forward(conv4, height: h / 16, width: w / 16)
-        let deconv0 = decoderlayer_0.forward(Tensor.concat([up0, conv3], axis: 2), height: h / 8, width: w / 8)
+        let up0 = upsample0(conv4, height: h / 16, width: w / 16)
+        let deconv0 = decoderLayer0(Tensor.concat([up0, conv3], axis: 2), height: h / 8, width: w / 8)
         taps?.record("decoderlayer_0", deconv0)
-        let up1 = upsample_1.forward(deconv0, height: h / 8, width: w / 8)
-        let deconv1 = decoderlayer_1.forward(Tensor.concat([up1, conv2], axis: 2), height: h / 4, width: w / 4)
+        let up1 = upsample1(deconv0, height: h / 8, width: w / 8)
+        let deconv1 = decoderLayer1(Tensor.concat([up1, conv2], axis: 2), height: h / 4, width: w / 4)
         taps?.record("decoderlayer_1", deconv1)
-        let up2 = upsample_2.forward(deconv1, height: h / 4, width: w / 4)
-        let deconv2 = decoderlayer_2.forward(Tensor.concat([up2, conv1], axis: 2), height: h / 2, width: w / 2)
+        let up2 = upsample2(deconv1, height: h / 4, width: w / 4)
+        let deconv2 = decoderLayer2(Tensor.concat([up2, conv1], axis: 2), height: h / 2, width: w / 2)
         taps?.record("decoderlayer_2", deconv2)
-        let up3 = upsample_3.forward(deconv2, height: h / 2, width: w / 2)
-        let deconv3 = decoderlayer_3.forward(Tensor.concat([up3, conv0], axis: 2), height: h, width: w)
+        let up3 = upsample3(deconv2, height: h / 2, width: w / 2)
+        let deconv3 = decoderLayer3(Tensor.concat([up3, conv0], axis: 2), height: h, width: w)
         taps?.record("decoderlayer_3", deconv3)
 
-        var out = output_proj.forward(deconv3, height: h, width: w)
+        var out = outputProjection(deconv3, height: h, width: w)
         if config.ddIn == 3 { out = input + out }
         return (h == height && w == width) ? out : out.cropped2d(top: 0, left: 0, height: height, width: width)
     }
@@ -672,15 +704,15 @@ public final class Uformer: Module, TappedModel {
     public func multiplyAccumulates(height: Int, width: Int) -> Int {
         let h = paddedSide(height), w = paddedSide(width), e = config.embedDim
         var macs = h * w * config.ddIn * e * 9 + h * w * 2 * e * config.inChans * 9
-        let encoders = [encoderlayer_0, encoderlayer_1, encoderlayer_2, encoderlayer_3]
+        let encoders = [encoderLayer0, encoderLayer1, encoderLayer2, encoderLayer3]
         for level in 0..<4 {
             let lh = h >> level, lw = w >> level, dim = e << level
             macs += encoders[level].multiplyAccumulates(height: lh, width: lw)
             macs += (lh / 2) * (lw / 2) * dim * 2 * dim * 16
         }
         macs += conv.multiplyAccumulates(height: h / 16, width: w / 16)
-        let decoders = [decoderlayer_0, decoderlayer_1, decoderlayer_2, decoderlayer_3]
-        let ups = [upsample_0, upsample_1, upsample_2, upsample_3]
+        let decoders = [decoderLayer0, decoderLayer1, decoderLayer2, decoderLayer3]
+        let ups = [upsample0, upsample1, upsample2, upsample3]
         for k in 0..<4 {
             let level = 3 - k, lh = h >> level, lw = w >> level
             macs += lh * lw * ups[k].inChannels * ups[k].outChannels       // 2×2 kernel, stride 2
@@ -695,7 +727,7 @@ extension Uformer {
     public convenience init(imgSize: Int = 256, inChans: Int = 3, ddIn: Int = 3, embedDim: Int = 32,
                             depths: [Int] = [2, 2, 2, 2, 2, 2, 2, 2, 2], numHeads: [Int] = [1, 2, 4, 8, 16, 16, 8, 4, 2],
                             winSize: Int = 8, mlpRatio: Double = 4, qkvBias: Bool = true, qkScale: Double? = nil,
-                            dropPathRate: Double = 0.1, tokenProjection: String = "linear", tokenMlp: String = "leff",
+                            dropPathRate: Double = 0.1, tokenProjection: UformerTokenProjection = .linear, tokenMlp: UformerTokenMLP = .leff,
                             shiftFlag: Bool = true, modulator: Bool = false) {
         var c = UformerConfig()
         c.imgSize = imgSize

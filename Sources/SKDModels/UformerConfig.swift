@@ -39,10 +39,10 @@ public struct UformerConfig: Codable, Equatable, Sendable {
     public var attnDropRate: Double = 0
     /// The stochastic-depth rate of the deepest blocks (`drop_path_rate`); active only in training mode.
     public var dropPathRate: Double = 0.1
-    /// `"linear"` (the only supported token projection: `qkv.to_q` / `qkv.to_kv` linear layers).
-    public var tokenProjection: String = "linear"
-    /// `"leff"` (locally-enhanced feed-forward) or `"ffn"` / `"mlp"` (plain two-layer MLP).
-    public var tokenMlp: String = "leff"
+    /// The token projection (`token_projection`; only `linear` exists here).
+    public var tokenProjection: UformerTokenProjection = .linear
+    /// The token feed-forward (`token_mlp`): LeFF or the plain MLP.
+    public var tokenMlp: UformerTokenMLP = .leff
     /// Whether every second block of a stage uses shifted windows (`shift_flag`).
     public var shiftFlag: Bool = true
     /// Whether the decoder blocks add a learned `[win², C]` embedding to the window tokens (`modulator`).
@@ -63,7 +63,7 @@ public struct UformerConfig: Codable, Equatable, Sendable {
 
     /// A configuration with the official defaults except for the arguments given.
     public init(imgSize: Int = 256, embedDim: Int = 32, depths: [Int] = [2, 2, 2, 2, 2, 2, 2, 2, 2],
-                numHeads: [Int] = [1, 2, 4, 8, 16, 16, 8, 4, 2], winSize: Int = 8, tokenMlp: String = "leff",
+                numHeads: [Int] = [1, 2, 4, 8, 16, 16, 8, 4, 2], winSize: Int = 8, tokenMlp: UformerTokenMLP = .leff,
                 shiftFlag: Bool = true, modulator: Bool = false, ddIn: Int = 3) {
         self.imgSize = imgSize
         self.embedDim = embedDim
@@ -76,6 +76,8 @@ public struct UformerConfig: Codable, Equatable, Sendable {
         self.ddIn = ddIn
     }
 
+    /// Decodes the official argument names; absent keys keep the official defaults, unknown keys are ignored, and
+    /// a `token_mlp` or `token_projection` outside the official choices is a decoding error.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = UformerConfig()
@@ -92,8 +94,8 @@ public struct UformerConfig: Codable, Equatable, Sendable {
         d.dropRate = try c.decodeIfPresent(Double.self, forKey: .dropRate) ?? d.dropRate
         d.attnDropRate = try c.decodeIfPresent(Double.self, forKey: .attnDropRate) ?? d.attnDropRate
         d.dropPathRate = try c.decodeIfPresent(Double.self, forKey: .dropPathRate) ?? d.dropPathRate
-        d.tokenProjection = try c.decodeIfPresent(String.self, forKey: .tokenProjection) ?? d.tokenProjection
-        d.tokenMlp = try c.decodeIfPresent(String.self, forKey: .tokenMlp) ?? d.tokenMlp
+        d.tokenProjection = try c.decodeIfPresent(UformerTokenProjection.self, forKey: .tokenProjection) ?? d.tokenProjection
+        d.tokenMlp = try c.decodeIfPresent(UformerTokenMLP.self, forKey: .tokenMlp) ?? d.tokenMlp
         d.shiftFlag = try c.decodeIfPresent(Bool.self, forKey: .shiftFlag) ?? d.shiftFlag
         d.modulator = try c.decodeIfPresent(Bool.self, forKey: .modulator) ?? d.modulator
         d.crossModulator = try c.decodeIfPresent(Bool.self, forKey: .crossModulator) ?? d.crossModulator
@@ -110,7 +112,7 @@ public struct UformerConfig: Codable, Equatable, Sendable {
     ///   — 7.86 M parameters, 56.6 GMAC at 512×512.
     ///
     /// Both use the official default heads [1, 2, 4, 8, 16, 16, 8, 4, 2], LeFF, linear token projection,
-    /// shifted windows and `img_size` 256. Returns `nil` for an unknown name.
+    /// shifted windows and `img_size` 256. Names are matched case-insensitively; returns `nil` for an unknown name.
     public static func preset(_ name: String) -> UformerConfig? {
         switch name.lowercased() {
         case "uformer-b":

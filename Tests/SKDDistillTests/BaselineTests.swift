@@ -172,7 +172,7 @@ final class BaselineTests: XCTestCase {
         var rng = SKDRandom(seed: 17)
         let input = Tensor.uniform([1, 3, 16, 16], low: -1, high: 1, using: &rng)
         ParameterInit.seed(4)
-        let drs = DRSformer(dim: 8, num_blocks: [1, 1, 1, 1], heads: [1, 1, 2, 2], mefc: true)
+        let drs = DRSformer(config: DRSformerConfig(dim: 8, numBlocks: [1, 1, 1, 1], heads: [1, 1, 2, 2], mefc: true))
         let teachers: [any CascadableTeacher] = [tinyRestormer(dim: 8, seed: 4), drs]
         for teacher in teachers {
             teacher.eval()

@@ -9,17 +9,17 @@ import XCTest
 /// shorter than the halo, with and without biases, several images.
 final class DRSformerInferenceTests: XCTestCase {
     func testBandedFeedForwardMatchesComposedOps() {
-        let cases: [(dim: Int, heads: Int, bias: Bool, type: String, n: Int, h: Int, w: Int)] = [
-            (12, 2, true, "WithBias", 2, 23, 11),
-            (10, 1, false, "BiasFree", 1, 13, 6),
-            (8, 2, true, "BiasFree", 1, 3, 5),
-            (8, 1, true, "WithBias", 1, 1, 9),
+        let cases: [(dim: Int, heads: Int, bias: Bool, type: LayerNormType, n: Int, h: Int, w: Int)] = [
+            (12, 2, true, .withBias, 2, 23, 11),
+            (10, 1, false, .biasFree, 1, 13, 6),
+            (8, 2, true, .biasFree, 1, 3, 5),
+            (8, 1, true, .withBias, 1, 1, 9),
         ]
         let saved = DRSformerTransformerBlock.feedForwardBandBytes
         defer { DRSformerTransformerBlock.feedForwardBandBytes = saved }
         for (i, c) in cases.enumerated() {
-            let block = DRSformerTransformerBlock(dim: c.dim, num_heads: c.heads, ffn_expansion_factor: 2.66, bias: c.bias,
-                                                  LayerNorm_type: c.type)
+            let block = DRSformerTransformerBlock(dim: c.dim, numHeads: c.heads, ffnExpansionFactor: 2.66, bias: c.bias,
+                                                  layerNormType: c.type)
             for (k, p) in block.parameters().enumerated() {
                 p.assign(randomTensor(p.shape, seed: UInt64(700 + 10 * i + k), low: -0.5, high: 0.5) + (p.rank == 1 ? 1 : 0))
             }
@@ -27,7 +27,7 @@ final class DRSformerInferenceTests: XCTestCase {
             let input = x.copy()
             input.requiresGrad = true
             let composed = block(input).detached()
-            let c2 = block.ffn.project_in.weight.shape[0]
+            let c2 = block.ffn.projectIn.weight.shape[0]
             // Rows per band (before the 8 halo rows): 1, 2, 5 and the whole map.
             for rows in [1, 2, 5, c.h] {
                 DRSformerTransformerBlock.feedForwardBandBytes = (rows + 8) * c2 * c.w * 4

@@ -31,11 +31,11 @@ final class DRSformerParityTests: XCTestCase {
 
     /// The exact counts for the tiny golden configuration: parameters from the file, MACs by hand.
     func testTinyStatisticsAreExact() throws {
-        let model = DRSformer(config: DRSformerConfig(dim: 8, num_blocks: [1, 1, 1, 2]))
+        let model = DRSformer(config: DRSformerConfig(dim: 8, numBlocks: [1, 1, 1, 2]))
         // Number of parameter elements in golden/drsformer_tiny.safetensors.
         XCTAssertEqual(model.parameterCount, 419_510)
         // One level-1 block at 16×16, dim 8, 1 head, hidden 21: convolutions plus q·kᵀ and four attn·v (8² each).
-        let block = model.encoder_level1[0]
+        let block = model.encoderLevel1[0]
         let hw = 16 * 16
         let attention = (8 * 24 + 24 * 9 + 8 * 8) * hw + 5 * 64 * hw
         let ffn = (8 * 42 + 42 * 9 + 42 * 25 + 21 * 2 * 9 + 21 * 2 * 25 + 42 * 8) * hw
@@ -44,13 +44,13 @@ final class DRSformerParityTests: XCTestCase {
 
     /// Without MEFC the official model (DRSformer_arch_200L+SPA.py) has neither `encoder_level0` nor `refinement`.
     func testWithoutMEFCLeavesTheSubnetsOut() {
-        let config = DRSformerConfig(dim: 8, num_blocks: [1, 1, 1, 1], mefc: false)
+        let config = DRSformerConfig(dim: 8, numBlocks: [1, 1, 1, 1], mefc: false)
         let model = DRSformer(config: config)
         let names = model.namedParameters().map { $0.0 }
         XCTAssertFalse(names.contains { $0.hasPrefix("encoder_level0.") || $0.hasPrefix("refinement.") })
         XCTAssertEqual(model.tapNames, ["patch_embed", "encoder_level1", "encoder_level2", "encoder_level3", "latent",
                                         "decoder_level3", "decoder_level2", "decoder_level1"])
-        let withMEFC = DRSformer(config: DRSformerConfig(dim: 8, num_blocks: [1, 1, 1, 1]))
+        let withMEFC = DRSformer(config: DRSformerConfig(dim: 8, numBlocks: [1, 1, 1, 1]))
         XCTAssertGreaterThan(withMEFC.parameterCount, model.parameterCount)
         var rng = SKDRandom(seed: 7)
         let x = Tensor.uniform([1, 3, 8, 16], low: -1, high: 1, using: &rng)
@@ -64,7 +64,7 @@ final class DRSformerParityTests: XCTestCase {
     func testConfigDecodingUsesOfficialNamesAndDefaults() throws {
         let json = #"{"arch": "drsformer", "dim": 16, "LayerNorm_type": "BiasFree", "mefc": false}"#
         let config = try JSONDecoder().decode(DRSformerConfig.self, from: Data(json.utf8))
-        XCTAssertEqual(config, DRSformerConfig(dim: 16, LayerNorm_type: "BiasFree", mefc: false))
+        XCTAssertEqual(config, DRSformerConfig(dim: 16, layerNormType: .biasFree, mefc: false))
         let roundTrip = try JSONDecoder().decode(DRSformerConfig.self, from: JSONEncoder().encode(config))
         XCTAssertEqual(roundTrip, config)
         XCTAssertEqual(try JSONDecoder().decode(DRSformerConfig.self, from: Data("{}".utf8)), DRSformerConfig())
@@ -88,8 +88,8 @@ final class DRSformerParityTests: XCTestCase {
     func testTransformerBlockGradients() {
       for seed in UInt64(1)...UInt64(4) {
         ParameterInit.seed(seed)
-        let block = DRSformerTransformerBlock(dim: 8, num_heads: 2, ffn_expansion_factor: 1.5, bias: true,
-                                              LayerNorm_type: "BiasFree")
+        let block = DRSformerTransformerBlock(dim: 8, numHeads: 2, ffnExpansionFactor: 1.5, bias: true,
+                                              layerNormType: .biasFree)
         var rng = SKDRandom(seed: seed)
         for (_, p) in block.namedParameters() {
             p.assign(p + Tensor.uniform(p.shape, low: -0.3, high: 0.3, using: &rng))
@@ -155,7 +155,7 @@ final class DRSformerParityTests: XCTestCase {
     func testSubnetGradients() {
       for seed in UInt64(1)...UInt64(4) {
         ParameterInit.seed(seed)
-        let subnet = DRSformerSubnet(dim: 3, layer_num: 1, steps: 2)
+        let subnet = DRSformerSubnet(dim: 3, layerCount: 1, steps: 2)
         var rng = SKDRandom(seed: seed)
         for (_, p) in subnet.namedParameters() {
             p.assign(p + Tensor.uniform(p.shape, low: -0.2, high: 0.2, using: &rng))

@@ -9,7 +9,7 @@ import XCTest
 /// convolution biases, on sizes where the row bands do not divide the height and a band holds a single row.
 final class FusedInferenceTests: XCTestCase {
     func testBandedBlockMatchesComposedOps() {
-        let cases: [(dim: Int, heads: Int, hidden: Int, bias: Bool, type: RestormerLayerNormType, n: Int, h: Int, w: Int)] = [
+        let cases: [(dim: Int, heads: Int, hidden: Int, bias: Bool, type: LayerNormType, n: Int, h: Int, w: Int)] = [
             (6, 2, 7, true, .withBias, 2, 9, 11),
             (6, 2, 7, false, .biasFree, 1, 13, 5),
             (8, 1, 21, true, .biasFree, 1, 1, 7),
@@ -39,17 +39,17 @@ final class FusedInferenceTests: XCTestCase {
     }
 
     func testDRSformerBlockMatchesComposedOps() {
-        let cases: [(dim: Int, heads: Int, bias: Bool, type: String, n: Int, h: Int, w: Int)] = [
-            (12, 2, true, "WithBias", 2, 9, 11),
-            (10, 1, false, "BiasFree", 1, 13, 6),
-            (8, 2, true, "BiasFree", 1, 1, 5),
+        let cases: [(dim: Int, heads: Int, bias: Bool, type: LayerNormType, n: Int, h: Int, w: Int)] = [
+            (12, 2, true, .withBias, 2, 9, 11),
+            (10, 1, false, .biasFree, 1, 13, 6),
+            (8, 2, true, .biasFree, 1, 1, 5),
         ]
         let saved = DRSformerTransformerBlock.inferenceBandBytes
         defer { DRSformerTransformerBlock.inferenceBandBytes = saved }
         for (i, c) in cases.enumerated() {
             DRSformerTransformerBlock.inferenceBandBytes = i % 2 == 0 ? 4 << 20 : 3 * c.dim * c.w * 4 * 2
-            let block = DRSformerTransformerBlock(dim: c.dim, num_heads: c.heads, ffn_expansion_factor: 2.66, bias: c.bias,
-                                                  LayerNorm_type: c.type)
+            let block = DRSformerTransformerBlock(dim: c.dim, numHeads: c.heads, ffnExpansionFactor: 2.66, bias: c.bias,
+                                                  layerNormType: c.type)
             for (k, p) in block.parameters().enumerated() {
                 p.assign(randomTensor(p.shape, seed: UInt64(300 + 10 * i + k), low: -0.5, high: 0.5) + (p.rank == 1 ? 1 : 0))
             }

@@ -71,13 +71,13 @@ final class RestormerParityTests: XCTestCase {
     /// One transformer block (MDTA + GDFN, both LayerNorm variants) against finite differences, on an odd-sized
     /// map with a channel count that is not a multiple of 4 and two heads.
     func testTransformerBlockGradients() {
-        for type in [RestormerLayerNormType.withBias, .biasFree] {
+        for type in [LayerNormType.withBias, .biasFree] {
             let block = RestormerTransformerBlock(dim: 6, numHeads: 2, hiddenFeatures: 7, bias: type == .biasFree, layerNormType: type)
             var rng = SKDRandom(seed: 11)
             for (_, p) in block.namedParameters() { p.assign(p + Tensor.uniform(p.shape, low: -0.3, high: 0.3, using: &rng)) }
             let x = randomTensor([2, 6, 5, 3], seed: 12)
             checkGradients("block \(type)", inputs: [x, block.attn.temperature, block.norm1.body.weight, block.attn.qkv.weight,
-                                                   block.ffn.dwconv.weight, block.ffn.project_out.weight]) { block($0[0]) }
+                                                   block.ffn.dwconv.weight, block.ffn.projectOut.weight]) { block($0[0]) }
         }
     }
 

@@ -33,13 +33,13 @@ final class UformerInferenceTests: XCTestCase {
             let x = randomTensor([c.n, c.h * c.w, c.dim], seed: UInt64(i + 3), low: -2, high: 2)
             let input = x.copy()
             input.requiresGrad = true
-            let composed = block.forward(input, height: c.h, width: c.w).detached()
+            let composed = block(input, height: c.h, width: c.w).detached()
             for level in 0...2 {
                 skd_kernels_set_level(Int32(level))
                 // LeFF bands of 1, 2 and all rows (the halo is 2 rows).
                 let hidden = Int(Double(c.dim) * 4)
                 UformerLeWinBlock.feedForwardBandBytes = ([1, 2, c.h][level] + 2) * hidden * c.w * 4
-                let fused = noGrad { block.forward(x, height: c.h, width: c.w) }
+                let fused = noGrad { block(x, height: c.h, width: c.w) }
                 XCTAssertEqual(fused.shape, composed.shape)
                 let error = fused.relativeError(to: composed)
                 XCTAssertLessThan(error, 2e-6, "case \(i) \(c), kernel level \(skd_kernels_level()): "

@@ -28,12 +28,12 @@ final class UformerParityTests: XCTestCase {
     /// side as its window and no shift; the relative-position tables are sized accordingly.
     func testStageWindows() {
         let model = Uformer(config: UformerConfig(imgSize: 32, embedDim: 4, winSize: 4, modulator: true))
-        XCTAssertEqual(model.encoderlayer_0.blocks.map(\.shift), [0, 2])
-        XCTAssertEqual(model.encoderlayer_2.blocks.map(\.shift), [0, 2])
-        XCTAssertEqual(model.encoderlayer_3.blocks.map(\.shift), [0, 0])     // side 4 = window
+        XCTAssertEqual(model.encoderLayer0.blocks.map(\.shift), [0, 2])
+        XCTAssertEqual(model.encoderLayer2.blocks.map(\.shift), [0, 2])
+        XCTAssertEqual(model.encoderLayer3.blocks.map(\.shift), [0, 0])     // side 4 = window
         XCTAssertEqual(model.conv.blocks.map(\.window), [2, 2])              // side 2 < window
-        XCTAssertEqual(model.conv.blocks[0].attn.relative_position_bias_table.shape, [9, 16])
-        XCTAssertEqual(model.decoderlayer_0.blocks[1].modulator?.weight.shape, [16, 64])
+        XCTAssertEqual(model.conv.blocks[0].attn.relativePositionBiasTable.shape, [9, 16])
+        XCTAssertEqual(model.decoderLayer0.blocks[1].modulator?.weight.shape, [16, 64])
         XCTAssertEqual(model.sizeMultiple, 32)          // lcm(16, 2^level · window): 8·4 and 16·2
     }
 
@@ -134,7 +134,7 @@ final class UformerParityTests: XCTestCase {
         let one = Tensor.uniform([1, 16, 4], low: -1, high: 1, using: &rng)
         let x = Tensor.concat([Tensor](repeating: one, count: 64), axis: 0)
         block.train()
-        let y = noGrad { block.forward(x, height: 4, width: 4) }
+        let y = noGrad { block(x, height: 4, width: 4) }
         var identical = 0, distinct = Set<Float>()
         for s in 0..<64 {
             let sample = Array(y.values[(s * 64)..<((s + 1) * 64)])
@@ -145,7 +145,7 @@ final class UformerParityTests: XCTestCase {
         XCTAssertLessThan(identical, 32)
         XCTAssertEqual(distinct.count, 4, "keep/drop of two branches gives four outcomes")
         block.eval()
-        let z = noGrad { block.forward(x, height: 4, width: 4) }
+        let z = noGrad { block(x, height: 4, width: 4) }
         XCTAssertEqual(Array(z.values[0..<64]), Array(z.values[64..<128]))
     }
 
@@ -157,17 +157,17 @@ final class UformerParityTests: XCTestCase {
         block.eval()
         var rng = SKDRandom(seed: 7)
         // Larger-than-initial values so that the position bias and the modulator matter.
-        block.attn.relative_position_bias_table.assign(
-            Tensor.uniform(block.attn.relative_position_bias_table.shape, low: -1, high: 1, using: &rng))
+        block.attn.relativePositionBiasTable.assign(
+            Tensor.uniform(block.attn.relativePositionBiasTable.shape, low: -1, high: 1, using: &rng))
         let modulator = try XCTUnwrap(block.modulator).weight
         modulator.assign(Tensor.uniform(modulator.shape, low: -0.5, high: 0.5, using: &rng))
         let x = Tensor.uniform([2, 8 * 12, 6], low: -1, high: 1, using: &rng)
         let leff = try XCTUnwrap(block.mlp as? UformerLeFF)
         let dw = try XCTUnwrap(leff.dwconv[0] as? Conv2d)
-        let inputs = [x, block.attn.relative_position_bias_table, modulator, block.attn.qkv.to_kv.weight,
-                      block.attn.qkv.to_q.weight, dw.weight, block.norm1.weight]
+        let inputs = [x, block.attn.relativePositionBiasTable, modulator, block.attn.qkv.toKV.weight,
+                      block.attn.qkv.toQ.weight, dw.weight, block.norm1.weight]
         checkGradients("UformerLeWinBlock", inputs: inputs, options: GradCheckOptions(eps: 1e-2, rtol: 3e-2, atol: 3e-3)) { i in
-            block.forward(i[0], height: 8, width: 12)
+            block(i[0], height: 8, width: 12)
         }
     }
 
@@ -178,10 +178,10 @@ final class UformerParityTests: XCTestCase {
         let block = UformerLeWinBlock(dim: dim, resolution: h, numHeads: heads, window: win, shift: shift)
         block.eval()
         var rng = SKDRandom(seed: 9)
-        block.attn.relative_position_bias_table.assign(
-            Tensor.uniform(block.attn.relative_position_bias_table.shape, low: -1, high: 1, using: &rng))
+        block.attn.relativePositionBiasTable.assign(
+            Tensor.uniform(block.attn.relativePositionBiasTable.shape, low: -1, high: 1, using: &rng))
         let x = Tensor.uniform([1, h * w, dim], low: -1, high: 1, using: &rng)
-        let ours = noGrad { block.forward(x, height: h, width: w) }
+        let ours = noGrad { block(x, height: h, width: w) }
 
         // Reference: explicit official mask (region labels by slices), explicit relative index, naive loops.
         var region = [Int](repeating: 0, count: h * w)
@@ -196,9 +196,9 @@ final class UformerParityTests: XCTestCase {
         }
         let reference = noGrad { () -> Tensor in
             let n = block.norm1(x)
-            let q = Tensor.linear(n, weight: block.attn.qkv.to_q.weight, bias: block.attn.qkv.to_q.bias)
-            let kv = Tensor.linear(n, weight: block.attn.qkv.to_kv.weight, bias: block.attn.qkv.to_kv.bias)
-            let table = block.attn.relative_position_bias_table
+            let q = Tensor.linear(n, weight: block.attn.qkv.toQ.weight, bias: block.attn.qkv.toQ.bias)
+            let kv = Tensor.linear(n, weight: block.attn.qkv.toKV.weight, bias: block.attn.qkv.toKV.bias)
+            let table = block.attn.relativePositionBiasTable
             let d = dim / heads, scale = 1 / Float(d).squareRoot()
             let out = Tensor(zeros: [1, h * w, dim])
             // Token (r, c) of the rolled map is original token ((r + s) % h, (c + s) % w); attention stays within
@@ -234,7 +234,7 @@ final class UformerParityTests: XCTestCase {
                 }
             }
             let y = x + block.attn.proj(out)
-            return y + block.mlp.forward(block.norm2(y), height: h, width: w)
+            return y + block.mlp(block.norm2(y), height: h, width: w)
         }
         XCTAssertLessThanOrEqual(relativeError(ours, reference), 1e-5)
     }
@@ -247,7 +247,7 @@ final class UformerParityTests: XCTestCase {
         XCTAssertEqual(config.winSize, 4)
         XCTAssertEqual(config.imgSize, 256)
         XCTAssertEqual(config.numHeads, [1, 2, 4, 8, 16, 16, 8, 4, 2])
-        XCTAssertEqual(config.tokenMlp, "leff")
+        XCTAssertEqual(config.tokenMlp, .leff)
         XCTAssertTrue(config.shiftFlag)
         let roundTrip = try JSONDecoder().decode(UformerConfig.self, from: JSONEncoder().encode(config))
         XCTAssertEqual(roundTrip, config)
