@@ -23,7 +23,7 @@ extension Tensor {
     ///   - temperature: `[heads, 1, 1]` (any shape with `heads` elements), one logit scale per head.
     ///   - heads: the number of heads; must divide `C`.
     /// - Returns: `[B, C, H, W]`, head `h` in channels `h·C/heads ..< (h+1)·C/heads`.
-    public static func mdtaAttention(qkv: Tensor, temperature: Tensor, heads: Int) -> Tensor {
+    package static func mdtaAttention(qkv: Tensor, temperature: Tensor, heads: Int) -> Tensor {
         precondition(qkv.rank == 4 && qkv.shape[1] % 3 == 0,
                      "mdtaAttention: qkv must be [B, 3·C, H, W], got \(qkv.shape)")
         let batch = qkv.shape[0], dim = qkv.shape[1] / 3, n = qkv.shape[2] * qkv.shape[3]
@@ -180,7 +180,7 @@ extension Tensor {
     ///
     /// - Parameter self: `[B, 2·C, H, W]`.
     /// - Returns: `[B, C, H, W]`.
-    public func gdfnGate() -> Tensor {
+    package func gdfnGate() -> Tensor {
         precondition(rank == 4 && shape[1] % 2 == 0, "gdfnGate: input must be [B, 2·C, H, W], got \(shape)")
         let batch = shape[0], hidden = shape[1] / 2, n = shape[2] * shape[3]
         let out = Tensor(uninitialized: [batch, hidden, shape[2], shape[3]])
@@ -226,7 +226,7 @@ extension Tensor {
     ///   - weight: `[2·C, 1, 3, 3]`, the depthwise kernel (stride 1, padding 1).
     ///   - bias: `[2·C]` or `nil`.
     /// - Returns: `[B, C, H, W]`.
-    public static func gdfnDepthwiseGate(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    package static func gdfnDepthwiseGate(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] % 2 == 0, "gdfnDepthwiseGate: input must be [B, 2·C, H, W], got \(x.shape)")
         let batch = x.shape[0], channels = x.shape[1], hidden = channels / 2, h = x.shape[2], w = x.shape[3]
         precondition(weight.shape == [channels, 1, 3, 3],

@@ -15,7 +15,7 @@ extension Tensor {
     ///   - height: `H`.
     ///   - width: `W`.
     /// - Returns: `[B, H·W, C]`.
-    public static func depthwiseConv3x3Tokens(_ x: Tensor, weight: Tensor, bias: Tensor?, height: Int, width: Int) -> Tensor {
+    package static func depthwiseConv3x3Tokens(_ x: Tensor, weight: Tensor, bias: Tensor?, height: Int, width: Int) -> Tensor {
         precondition(x.rank == 3 && x.shape[1] == height * width,
                      "depthwiseConv3x3Tokens: tokens \(x.shape) are not [B, \(height)·\(width), C]")
         let channels = x.shape[2], batch = x.shape[0]

@@ -15,7 +15,7 @@ extension Tensor {
     ///   - shift: the cyclic shift, `0 ≤ shift < window`.
     /// - Returns: `[B·nW, w², C]` for `self` of shape `[B, H·W, C]`, with `nW = (H/w)·(W/w)`; windows are ordered
     ///   batch-major, then row-major over the window grid, tokens row-major inside a window.
-    public func windowPartitioned(height: Int, width: Int, window: Int, shift: Int) -> Tensor {
+    package func windowPartitioned(height: Int, width: Int, window: Int, shift: Int) -> Tensor {
         precondition(rank == 3 && shape[1] == height * width,
                      "windowPartitioned: tokens \(shape) are not [B, \(height)·\(width), C]")
         precondition(window > 0 && height % window == 0 && width % window == 0,
@@ -40,7 +40,7 @@ extension Tensor {
     ///   - window: the window side `w`.
     ///   - shift: the cyclic shift the windows were taken with, `0 ≤ shift < window`.
     /// - Returns: `[B, H·W, C]` for `self` of shape `[B·nW, w², C]`.
-    public func windowMerged(batch: Int, height: Int, width: Int, window: Int, shift: Int) -> Tensor {
+    package func windowMerged(batch: Int, height: Int, width: Int, window: Int, shift: Int) -> Tensor {
         precondition(window > 0 && height % window == 0 && width % window == 0,
                      "windowMerged: \(height)×\(width) is not a multiple of the window \(window)")
         precondition(shift >= 0 && shift < window, "windowMerged: shift \(shift) outside 0..<\(window)")

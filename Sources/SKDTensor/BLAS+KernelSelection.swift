@@ -15,9 +15,9 @@ import Glibc
 #endif
 
 /// What SwiftSKD found and did about OpenBLAS's kernel set, once per process (`BLAS.kernelSelection`).
-public struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringConvertible {
+package struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringConvertible {
     /// What to do about a reported core (the pure part of the selection, `plan(reportedCore:cpu:userCoreType:)`).
-    public enum Plan: Sendable, Equatable {
+    package enum Plan: Sendable, Equatable {
         /// Leave the core as it is, for the reason given.
         case keep(reason: String)
         /// Switch to the first of these cores that loads and computes correctly.
@@ -25,18 +25,18 @@ public struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringCon
     }
 
     /// The BLAS library's build description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64".
-    public var library: String
+    package var library: String
     /// The core OpenBLAS chose when it loaded (nil if the library does not say).
-    public var coreAtLoad: String?
+    package var coreAtLoad: String?
     /// The core in use now.
-    public var coreInUse: String?
+    package var coreInUse: String?
     /// The processor.
-    public var cpu: CPUInfo
+    package var cpu: CPUInfo
     /// What was done and why, in one line.
-    public var note: String
+    package var note: String
 
     /// A selection from its parts (tests, and reports read back from JSON).
-    public init(library: String, coreAtLoad: String?, coreInUse: String?, cpu: CPUInfo, note: String) {
+    package init(library: String, coreAtLoad: String?, coreInUse: String?, cpu: CPUInfo, note: String) {
         self.library = library
         self.coreAtLoad = coreAtLoad
         self.coreInUse = coreInUse
@@ -45,27 +45,27 @@ public struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringCon
     }
 
     /// The vector width of the core in use (nil for a core this code does not know).
-    public var coreLevel: VectorLevel? { coreInUse.flatMap(BLASKernelSelection.level(ofCore:)) }
+    package var coreLevel: VectorLevel? { coreInUse.flatMap(BLASKernelSelection.level(ofCore:)) }
 
     /// True when the core in use is known to use narrower vectors than the CPU can run: BLAS is slow.
-    public var coreIsBelowCPU: Bool { coreLevel.map { $0 < cpu.vectorLevel } ?? false }
+    package var coreIsBelowCPU: Bool { coreLevel.map { $0 < cpu.vectorLevel } ?? false }
 
     /// A warning for the user when the core in use is below the CPU, else nil.
-    public var warning: String? {
+    package var warning: String? {
         guard coreIsBelowCPU, let core = coreInUse, let level = coreLevel else { return nil }
         return "warning: OpenBLAS runs its \(core) kernels (\(level)) on a CPU that can run \(cpu.vectorLevel): "
             + "matrix products are several times slower than they could be (\(note))"
     }
 
     /// E.g. `OpenBLAS 0.3.21 … (core: SkylakeX; OpenBLAS chose Prescott for this AVX-512 CPU; re-selected SkylakeX)`.
-    public var description: String {
+    package var description: String {
         "\(library) (core: \(coreInUse ?? "?"); \(note))"
     }
 
     // MARK: - The plan (pure; tests drive it with any reported core and CPU)
 
     /// The vector width of an OpenBLAS x86-64 core's sgemm kernels, by its name (case-insensitive); nil if unknown.
-    public static func level(ofCore name: String) -> VectorLevel? {
+    package static func level(ofCore name: String) -> VectorLevel? {
         switch name.lowercased() {
         case "skylakex", "cooperlake", "sapphirerapids": return .avx512
         case "haswell", "zen": return .avx2
@@ -80,7 +80,7 @@ public struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringCon
     /// The cores to try for a CPU, best first. For AVX-512 CPUs SkylakeX: its sgemm kernels are the ones Cooperlake
     /// and Sapphire Rapids use too (those add BF16 routines SwiftSKD does not call), and they beat Haswell's on the
     /// GEMM shapes of the models (Docs/performance.md). AMD's AVX2 CPUs get OpenBLAS's Zen blocking first.
-    public static func candidates(for cpu: CPUInfo) -> [String] {
+    package static func candidates(for cpu: CPUInfo) -> [String] {
         switch cpu.vectorLevel {
         case .avx512: return ["SkylakeX", "Haswell"]
         case .avx2: return cpu.vendor == "AuthenticAMD" ? ["Zen", "Haswell"] : ["Haswell", "Zen"]
@@ -90,7 +90,7 @@ public struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringCon
     }
 
     /// What to do when OpenBLAS reports `reportedCore` on `cpu`, given the user's `OPENBLAS_CORETYPE` (nil: unset).
-    public static func plan(reportedCore: String?, cpu: CPUInfo, userCoreType: String?) -> Plan {
+    package static func plan(reportedCore: String?, cpu: CPUInfo, userCoreType: String?) -> Plan {
         if let user = userCoreType, !user.isEmpty {
             return .keep(reason: "OPENBLAS_CORETYPE=\(user) set by the user")
         }
@@ -105,7 +105,7 @@ public struct BLASKernelSelection: Sendable, Codable, Equatable, CustomStringCon
 
 extension BLAS {
     /// The kernel selection, made once before the first BLAS call (any `BLAS` member triggers it).
-    public static var kernelSelection: BLASKernelSelection { selection }
+    package static var kernelSelection: BLASKernelSelection { selection }
 
     private static let selection: BLASKernelSelection = selectKernels()
 

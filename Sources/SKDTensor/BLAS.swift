@@ -8,9 +8,9 @@ import Glibc
 #endif
 
 /// Thin, checked wrappers over the CBLAS calls SwiftSKD uses.
-public enum BLAS {
+package enum BLAS {
     /// The number of threads OpenBLAS uses for one GEMM.
-    public static var threads: Int {
+    package static var threads: Int {
         get { _ = kernelSelection; return Int(openblas_get_num_threads()) }
         set { _ = kernelSelection; openblas_set_num_threads(Int32(max(1, newValue))) }
     }
@@ -18,7 +18,7 @@ public enum BLAS {
     /// OpenBLAS's build description and the core in use, e.g.
     /// `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64 (core: SkylakeX, OpenBLAS chose Prescott; …)"`.
     /// The build string names the core the library was compiled for; the core in use is what `kernelSelection` left.
-    public static var configuration: String { kernelSelection.description }
+    package static var configuration: String { kernelSelection.description }
 
     /// Makes OpenBLAS's idle worker threads sleep right after a GEMM instead of spinning, once per process.
     ///
@@ -51,7 +51,7 @@ public enum BLAS {
     ///   - transB: use Bᵀ; B is stored `[n, k]` instead of `[k, n]` (leading dimension `ldb`).
     ///   - m, n, k: `op(A)` is `[m, k]`, `op(B)` is `[k, n]`, C is `[m, n]` with leading dimension `ldc`.
     @inline(__always)
-    public static func sgemm(
+    package static func sgemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
         b: UnsafePointer<Float>, ldb: Int? = nil,

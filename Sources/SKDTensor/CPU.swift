@@ -3,32 +3,32 @@
 import CSKDKernels
 
 /// The processor SwiftSKD runs on: identity and the instruction sets it can execute.
-public struct CPUInfo: Sendable, Equatable, Codable, CustomStringConvertible {
+package struct CPUInfo: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Instruction-set features. A feature is present only when the CPU has it *and* the operating system saves
     /// the registers it uses, i.e. when code using it can run.
-    public struct Features: OptionSet, Sendable, Hashable, Codable {
-        public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
+    package struct Features: OptionSet, Sendable, Hashable, Codable {
+        package let rawValue: UInt32
+        package init(rawValue: UInt32) { self.rawValue = rawValue }
 
-        public static let sse3 = Features(rawValue: UInt32(SKD_CPU_SSE3))
-        public static let ssse3 = Features(rawValue: UInt32(SKD_CPU_SSSE3))
-        public static let sse41 = Features(rawValue: UInt32(SKD_CPU_SSE41))
-        public static let sse42 = Features(rawValue: UInt32(SKD_CPU_SSE42))
-        public static let avx = Features(rawValue: UInt32(SKD_CPU_AVX))
-        public static let fma = Features(rawValue: UInt32(SKD_CPU_FMA))
-        public static let avx2 = Features(rawValue: UInt32(SKD_CPU_AVX2))
-        public static let avx512f = Features(rawValue: UInt32(SKD_CPU_AVX512F))
-        public static let avx512bw = Features(rawValue: UInt32(SKD_CPU_AVX512BW))
-        public static let avx512dq = Features(rawValue: UInt32(SKD_CPU_AVX512DQ))
-        public static let avx512vl = Features(rawValue: UInt32(SKD_CPU_AVX512VL))
-        public static let avx512bf16 = Features(rawValue: UInt32(SKD_CPU_AVX512BF16))
-        public static let avx512fp16 = Features(rawValue: UInt32(SKD_CPU_AVX512FP16))
-        public static let amxTile = Features(rawValue: UInt32(SKD_CPU_AMX_TILE))
-        public static let amxBF16 = Features(rawValue: UInt32(SKD_CPU_AMX_BF16))
-        public static let f16c = Features(rawValue: UInt32(SKD_CPU_F16C))
+        package static let sse3 = Features(rawValue: UInt32(SKD_CPU_SSE3))
+        package static let ssse3 = Features(rawValue: UInt32(SKD_CPU_SSSE3))
+        package static let sse41 = Features(rawValue: UInt32(SKD_CPU_SSE41))
+        package static let sse42 = Features(rawValue: UInt32(SKD_CPU_SSE42))
+        package static let avx = Features(rawValue: UInt32(SKD_CPU_AVX))
+        package static let fma = Features(rawValue: UInt32(SKD_CPU_FMA))
+        package static let avx2 = Features(rawValue: UInt32(SKD_CPU_AVX2))
+        package static let avx512f = Features(rawValue: UInt32(SKD_CPU_AVX512F))
+        package static let avx512bw = Features(rawValue: UInt32(SKD_CPU_AVX512BW))
+        package static let avx512dq = Features(rawValue: UInt32(SKD_CPU_AVX512DQ))
+        package static let avx512vl = Features(rawValue: UInt32(SKD_CPU_AVX512VL))
+        package static let avx512bf16 = Features(rawValue: UInt32(SKD_CPU_AVX512BF16))
+        package static let avx512fp16 = Features(rawValue: UInt32(SKD_CPU_AVX512FP16))
+        package static let amxTile = Features(rawValue: UInt32(SKD_CPU_AMX_TILE))
+        package static let amxBF16 = Features(rawValue: UInt32(SKD_CPU_AMX_BF16))
+        package static let f16c = Features(rawValue: UInt32(SKD_CPU_F16C))
 
         /// Every feature with its conventional (Linux `/proc/cpuinfo`) name, in a stable order.
-        public static let named: [(Features, String)] = [
+        package static let named: [(Features, String)] = [
             (.sse3, "sse3"), (.ssse3, "ssse3"), (.sse41, "sse4_1"), (.sse42, "sse4_2"), (.avx, "avx"), (.f16c, "f16c"),
             (.fma, "fma"), (.avx2, "avx2"), (.avx512f, "avx512f"), (.avx512bw, "avx512bw"), (.avx512dq, "avx512dq"),
             (.avx512vl, "avx512vl"), (.avx512bf16, "avx512_bf16"), (.avx512fp16, "avx512_fp16"),
@@ -36,22 +36,22 @@ public struct CPUInfo: Sendable, Equatable, Codable, CustomStringConvertible {
         ]
 
         /// The names of the features present, e.g. `["sse3", …, "avx512f", …]`.
-        public var names: [String] { Features.named.filter { contains($0.0) }.map(\.1) }
+        package var names: [String] { Features.named.filter { contains($0.0) }.map(\.1) }
     }
 
     /// "GenuineIntel", "AuthenticAMD", … (empty off x86).
-    public var vendor: String
+    package var vendor: String
     /// The brand string, e.g. "Intel(R) Xeon(R) Processor" (empty when the CPU reports none).
-    public var brand: String
+    package var brand: String
     /// Display family (e.g. 6 for Intel Core/Xeon, 25 for AMD Zen 3/4).
-    public var family: Int
+    package var family: Int
     /// Display model within the family (e.g. 207 for a 5th-generation Xeon).
-    public var model: Int
+    package var model: Int
     /// What the processor can run.
-    public var features: Features
+    package var features: Features
 
     /// A description from its parts (used by tests and by the kernel-selection seam).
-    public init(vendor: String, brand: String, family: Int, model: Int, features: Features) {
+    package init(vendor: String, brand: String, family: Int, model: Int, features: Features) {
         self.vendor = vendor
         self.brand = brand
         self.family = family
@@ -60,7 +60,7 @@ public struct CPUInfo: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     /// The processor this process runs on (read once).
-    public static let current: CPUInfo = {
+    package static let current: CPUInfo = {
         var info = skd_cpu_info()
         skd_cpu_query(&info)
         func string<T>(_ tuple: T) -> String {
@@ -73,7 +73,7 @@ public struct CPUInfo: Sendable, Equatable, Codable, CustomStringConvertible {
     }()
 
     /// The widest single-precision vector arithmetic the processor can run.
-    public var vectorLevel: VectorLevel {
+    package var vectorLevel: VectorLevel {
         if features.isSuperset(of: [.avx512f, .avx512bw, .avx512dq, .avx512vl]) { return .avx512 }
         if features.isSuperset(of: [.avx2, .fma]) { return .avx2 }
         if features.contains(.avx) { return .avx }
@@ -81,14 +81,14 @@ public struct CPUInfo: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     /// E.g. `Intel(R) Xeon(R) Processor (GenuineIntel family 6 model 207)`.
-    public var description: String {
+    package var description: String {
         let name = brand.isEmpty ? "unknown CPU" : brand
         return vendor.isEmpty ? name : "\(name) (\(vendor) family \(family) model \(model))"
     }
 }
 
 /// The width of single-precision vector code: what a CPU can run, or what a set of kernels uses.
-public enum VectorLevel: Int, Sendable, Comparable, Codable, CustomStringConvertible {
+package enum VectorLevel: Int, Sendable, Comparable, Codable, CustomStringConvertible {
     /// 128-bit SSE (x86-64's baseline).
     case sse = 0
     /// 256-bit AVX without FMA.
@@ -98,9 +98,9 @@ public enum VectorLevel: Int, Sendable, Comparable, Codable, CustomStringConvert
     /// 512-bit AVX-512 (F, BW, DQ, VL).
     case avx512 = 3
 
-    public static func < (a: VectorLevel, b: VectorLevel) -> Bool { a.rawValue < b.rawValue }
+    package static func < (a: VectorLevel, b: VectorLevel) -> Bool { a.rawValue < b.rawValue }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .sse: return "SSE"
         case .avx: return "AVX"

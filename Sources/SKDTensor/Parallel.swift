@@ -7,13 +7,13 @@ import Dispatch
 import Foundation
 
 /// Work splitting for the element-wise, normalisation, attention and convolution helper kernels.
-public enum Parallel {
+package enum Parallel {
     /// How many chunks a large loop is split into. Defaults to the number of active cores.
-    public static var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    package static var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Below this many units of work (≈ elements touched) a loop runs on the calling thread:
     /// waking a second core costs a few microseconds.
-    public static var minimumWork = 32_768
+    package static var minimumWork = 32_768
 
     private static let nestingKey = "SKDParallel.inside"
 
@@ -24,7 +24,7 @@ public enum Parallel {
     ///   - count: the number of iterations.
     ///   - cost: the approximate work of one iteration (elements touched), used to decide whether to split.
     ///   - body: processes one contiguous sub-range; must only write memory no other sub-range writes.
-    public static func forEach(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
+    package static func forEach(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let chunks = min(threads, count)
         if chunks <= 1 || count * max(cost, 1) < minimumWork || Thread.current.threadDictionary[nestingKey] != nil {

@@ -11,11 +11,11 @@ import Foundation
 /// Reshapes share their storage (the data is contiguous, so a reshape is only a new shape).
 /// Storage is freed as soon as the last tensor using it goes away: intermediates of a no-grad forward
 /// pass die as soon as the next op has consumed them.
-public final class TensorStorage {
+@usableFromInline package final class TensorStorage {
     /// The first element. Always aligned to 64 bytes (one cache line, one AVX-512 register).
-    public let pointer: UnsafeMutablePointer<Float>
+    @usableFromInline package let pointer: UnsafeMutablePointer<Float>
     /// The number of elements.
-    public let count: Int
+    package let count: Int
 
     /// The bytes actually reserved (≥ `count` floats: large buffers are rounded up to a size class of the cache).
     private let capacityBytes: Int
@@ -52,7 +52,7 @@ public enum TensorMemory {
     public static let minimumCachedBytes = 1 << 20
 
     /// The most bytes kept in freed buffers. 0 disables the cache. Lowering it releases the excess at the next free.
-    public static var cacheLimitBytes: Int {
+    package static var cacheLimitBytes: Int {
         get { lock.lock(); defer { lock.unlock() }; return limit }
         set { lock.lock(); limit = max(0, newValue); lock.unlock() }
     }
@@ -62,7 +62,7 @@ public enum TensorMemory {
 
     /// The cap in force: `cacheLimitBytes` plus the peak of live large-buffer bytes reached while gradients were
     /// being recorded (0 when the cache is disabled).
-    public static var effectiveCacheLimitBytes: Int { lock.lock(); defer { lock.unlock() }; return effectiveLimit }
+    package static var effectiveCacheLimitBytes: Int { lock.lock(); defer { lock.unlock() }; return effectiveLimit }
 
     /// Returns every cached buffer to the system (e.g. before measuring memory, or after a large job) and forgets
     /// the recorded training peak, so the cap falls back to `cacheLimitBytes`.
@@ -149,7 +149,7 @@ public final class Tensor {
     /// The number of elements (the product of `shape`).
     public let count: Int
     /// The buffer holding the elements; shared between a tensor and its reshapes.
-    public let storage: TensorStorage
+    @usableFromInline package let storage: TensorStorage
 
     /// Whether gradients flow to this tensor. Set it on leaves (parameters, inputs under test); results of ops
     /// get it from their inputs.
@@ -164,7 +164,7 @@ public final class Tensor {
     /// A tensor with uninitialized contents. Kernels use it for outputs they overwrite completely.
     ///
     /// - Parameter shape: any shape; every extent must be ≥ 0.
-    public init(uninitialized shape: [Int]) {
+    package init(uninitialized shape: [Int]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative extent in shape \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
@@ -209,7 +209,7 @@ public final class Tensor {
     // MARK: Access
 
     /// The first element; kernels read and write through it.
-    @inlinable public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    @inlinable package var pointer: UnsafeMutablePointer<Float> { storage.pointer }
 
     /// The number of axes.
     public var rank: Int { shape.count }

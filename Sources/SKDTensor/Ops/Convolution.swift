@@ -9,11 +9,11 @@
 import Foundation
 
 /// Tuning knobs of the convolution kernels (read at every call; not thread-safe to change during one).
-public enum ConvolutionTuning {
+package enum ConvolutionTuning {
     /// The size in bytes of the im2col block that one band of output rows is lowered into. A block that fits
     /// in the last-level cache lets the GEMM read back what im2col has just written; a band always holds at
     /// least one output row.
-    public static var columnBufferBytes = 4 << 20
+    package static var columnBufferBytes = 4 << 20
 }
 
 /// The geometry of one sliding-window product between an image `[channels, height, width]` and its

@@ -324,7 +324,7 @@ extension Tensor {
 /// The direct convolution kernels over raw NCHW buffers, for models' no-grad paths that place inputs and outputs
 /// themselves (e.g. writing two convolutions' outputs into the halves of one buffer instead of concatenating).
 /// Nothing is recorded; stride 1, dilation 1, zero padding `kernel / 2` ("same" size), square odd kernels.
-public enum ConvolutionKernels {
+package enum ConvolutionKernels {
     /// Depthwise convolution of `channels` planes, optionally followed by ReLU.
     ///
     /// - Parameters:
@@ -332,7 +332,7 @@ public enum ConvolutionKernels {
     ///   - weight: `[channels, 1, kernel, kernel]`.
     ///   - bias: `[channels]` or nil.
     ///   - output: `[channels, height, width]`, contiguous; must not overlap `input`.
-    public static func depthwise(
+    package static func depthwise(
         input: UnsafePointer<Float>, channels: Int, height: Int, width: Int, weight: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, kernel: Int, relu: Bool, output: UnsafeMutablePointer<Float>
     ) {
@@ -351,7 +351,7 @@ public enum ConvolutionKernels {
     ///   - weight: `[groups·outPerGroup, inPerGroup, kernel, kernel]`.
     ///   - bias: `[groups·outPerGroup]` or nil.
     ///   - output: `[groups·outPerGroup, height, width]`, contiguous; must not overlap `input`.
-    public static func grouped(
+    package static func grouped(
         input: UnsafePointer<Float>, groups: Int, inPerGroup: Int, outPerGroup: Int, height: Int, width: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, kernel: Int, relu: Bool,
         output: UnsafeMutablePointer<Float>

@@ -279,7 +279,7 @@ extension Tensor {
 }
 
 /// `x·Φ(x)` with the exact normal CDF (erf from `FastMath`, within 1e-6 of libm's).
-@inline(__always) public func geluForward(_ x: Float) -> Float { FastMath.gelu(x) }
+@inline(__always) package func geluForward(_ x: Float) -> Float { FastMath.gelu(x) }
 
 /// `d/dx x·Φ(x) = Φ(x) + x·φ(x)`.
-@inline(__always) public func geluDerivative(_ x: Float) -> Float { FastMath.geluAndSlope(x).slope }
+@inline(__always) package func geluDerivative(_ x: Float) -> Float { FastMath.geluAndSlope(x).slope }

@@ -9,24 +9,24 @@ import CSKDKernels
 
 /// Row kernels that run 8 (AVX2 + FMA) or 16 (AVX-512) lanes wide where the CPU allows (results equal the scalar
 /// definitions up to rounding; reductions sum in the same order at every level).
-public enum VectorRows {
+package enum VectorRows {
     /// Whether a vectorised level (AVX2 + FMA or AVX-512) is in use.
-    public static var isVectorized: Bool { skd_kernels_vectorized() != 0 }
+    package static var isVectorized: Bool { skd_kernels_vectorized() != 0 }
 
     /// The kernel level in use: 0 portable, 1 AVX2 + FMA, 2 AVX-512. Initially the widest the CPU supports, or
     /// the environment variable `SKD_KERNELS_LEVEL` when set (clamped).
-    public static var level: Int { Int(skd_kernels_level()) }
+    package static var level: Int { Int(skd_kernels_level()) }
 
     /// The widest level this CPU supports (0, 1 or 2).
-    public static var maxLevel: Int { Int(skd_kernels_max_level()) }
+    package static var maxLevel: Int { Int(skd_kernels_max_level()) }
 
     /// The names of the levels, indexed by level.
-    public static let levelNames = ["portable", "AVX2+FMA", "AVX-512"]
+    package static let levelNames = ["portable", "AVX2+FMA", "AVX-512"]
 
     /// Selects the kernel level, clamped to `0...maxLevel`, and returns the level now in use. For tests and
     /// benchmarks; not to be changed while kernels run on other threads.
     @discardableResult
-    public static func setLevel(_ level: Int) -> Int {
+    package static func setLevel(_ level: Int) -> Int {
         Int(skd_kernels_set_level(Int32(clamping: level)))
     }
 
@@ -35,20 +35,20 @@ public enum VectorRows {
     /// `out[i] = gelu(a[i]) · b[i]` (exact erf GELU, as `FastMath.gelu`) for `i` in `0..<count`; `out` may equal
     /// `a` or `b`.
     @inline(__always)
-    public static func geluGate(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+    package static func geluGate(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                 count: Int) {
         skd_gelu_gate(out, a, b, count)
     }
 
     /// `out[i] = gelu(a[i])` (exact erf GELU, as `FastMath.gelu`) for `i` in `0..<count`; `out` may equal `a`.
     @inline(__always)
-    public static func gelu(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, count: Int) {
+    package static func gelu(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, count: Int) {
         skd_gelu(out, a, count)
     }
 
     /// `dx[i] = g[i] · gelu′(x[i])`, `gelu′(x) = Φ(x) + x·φ(x)`; `dx` may equal `g`.
     @inline(__always)
-    public static func geluBackward(_ dx: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+    package static func geluBackward(_ dx: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                     count: Int) {
         skd_gelu_backward(dx, g, x, count)
     }
@@ -56,7 +56,7 @@ public enum VectorRows {
     /// The backward of `gelu(x1)·x2`: `d1 = g·x2·gelu′(x1)`, `d2 = g·gelu(x1)`. The outputs must not overlap the
     /// inputs or each other.
     @inline(__always)
-    public static func geluGateBackward(_ d1: UnsafeMutablePointer<Float>, _ d2: UnsafeMutablePointer<Float>,
+    package static func geluGateBackward(_ d1: UnsafeMutablePointer<Float>, _ d2: UnsafeMutablePointer<Float>,
                                         _ g: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>,
                                         count: Int) {
         skd_gelu_gate_backward(d1, d2, g, x1, x2, count)
@@ -66,13 +66,13 @@ public enum VectorRows {
 
     /// `y = softmax(x)` over one row of `count` values (max-subtracted; −∞ gives exactly 0); `y` may equal `x`.
     @inline(__always)
-    public static func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    package static func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
         skd_softmax_row(y, x, count)
     }
 
     /// `dx[j] = scale · y[j] · (g[j] − Σₖ g[k]·y[k])` over one row (`y` the softmax output); `dx` may equal `g`.
     @inline(__always)
-    public static func softmaxBackwardRow(_ dx: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
+    package static func softmaxBackwardRow(_ dx: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
                                           _ y: UnsafePointer<Float>, count: Int, scale: Float = 1) {
         skd_softmax_backward_row(dx, g, y, count, scale)
     }
@@ -84,7 +84,7 @@ public enum VectorRows {
     /// `x·(r·w)`, with `r = 1/√(σ² + eps)`. The mean and `r` of every pixel go to `mean` and `rstd` (`count` each).
     /// `y` must not overlap `x`, `mean` or `rstd`.
     @inline(__always)
-    public static func layerNormChannels(
+    package static func layerNormChannels(
         _ x: UnsafePointer<Float>, xStride: Int, _ y: UnsafeMutablePointer<Float>, yStride: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, channels: Int, count: Int, eps: Float,
         mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
@@ -96,7 +96,7 @@ public enum VectorRows {
     /// `dx` if non-nil; `dw[ch] = Σ g·z`, `db[ch] = Σ g` over these pixels (written) if non-nil.
     /// `scratch` holds `3·count` floats.
     @inline(__always)
-    public static func layerNormChannelsBackward(
+    package static func layerNormChannelsBackward(
         _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, stride: Int, weight: UnsafePointer<Float>,
         mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, channels: Int, count: Int, withBias: Bool,
         dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
@@ -112,7 +112,7 @@ public enum VectorRows {
     /// `0..<inCount` omitted: one kernel row of a stride-1 depthwise convolution added into an output row.
     /// `out` must not overlap `src`.
     @inline(__always)
-    public static func depthwiseRow(_ out: UnsafeMutablePointer<Float>, outCount: Int, _ src: UnsafePointer<Float>,
+    package static func depthwiseRow(_ out: UnsafeMutablePointer<Float>, outCount: Int, _ src: UnsafePointer<Float>,
                                     inCount: Int, weights: UnsafePointer<Float>, kernel: Int, padding: Int) {
         skd_depthwise_row(out, outCount, src, inCount, weights, kernel, padding)
     }
@@ -122,7 +122,7 @@ public enum VectorRows {
     /// convolution, all `kernelH` kernel rows (nil for rows in the vertical padding) in one pass. `out` must not
     /// overlap the rows.
     @inline(__always)
-    public static func depthwiseOutputRow(_ out: UnsafeMutablePointer<Float>, outCount: Int,
+    package static func depthwiseOutputRow(_ out: UnsafeMutablePointer<Float>, outCount: Int,
                                           rows: UnsafePointer<UnsafePointer<Float>?>, kernelH: Int, inCount: Int,
                                           weights: UnsafePointer<Float>, kernelW: Int, padding: Int, bias: Float) {
         skd_depthwise_output_row(out, outCount, rows, kernelH, inCount, weights, kernelW, padding, bias)
@@ -132,7 +132,7 @@ public enum VectorRows {
     /// the weight gradient of one plane of a stride-1, dilation-1 depthwise convolution (`g` is `outH × outW`, `x`
     /// is `height × width`), summed in 16 float lanes per tap and added in Double.
     @inline(__always)
-    public static func depthwisePlaneWeightGradient(
+    package static func depthwisePlaneWeightGradient(
         _ gw: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Float>, outH: Int, outW: Int, _ x: UnsafePointer<Float>,
         height: Int, width: Int, kernelH: Int, kernelW: Int, padH: Int, padW: Int
     ) {
@@ -144,7 +144,7 @@ public enum VectorRows {
     /// torch.optim.Adam's float32 update of `count` parameters (see `skd_adam_update`); every level gives the same
     /// bits.
     @inline(__always)
-    public static func adamUpdate(
+    package static func adamUpdate(
         parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>,
         firstMoments m: UnsafeMutablePointer<Float>, secondMoments v: UnsafeMutablePointer<Float>, count: Int,
         weightDecay: Float, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float, stepSize: Float,
