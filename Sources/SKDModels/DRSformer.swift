@@ -4,8 +4,8 @@
 // optional mixture-of-experts feature compensator (MEFC, the `subnet` class) after the patch embedding
 // (`encoder_level0`) and before the output convolution (`refinement`).
 //
-// Swift property names are the PyTorch attribute names, so `namedParameters()` equals the official state_dict keys
-// and released checkpoints load unchanged. The building blocks live in DRSformerBlocks.swift (transformer) and
+// Swift properties have Swift names; `stateDictKeys` maps the renamed ones to the PyTorch attribute names, so
+// `namedParameters()` equals the official state_dict keys and released checkpoints load unchanged. The building blocks live in DRSformerBlocks.swift (transformer) and
 // DRSformerMEFC.swift (compensator).
 
 import Foundation

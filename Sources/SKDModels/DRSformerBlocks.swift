@@ -1,7 +1,7 @@
 // The sparse transformer block of DRSformer: top-k sparse attention (TKSA) and the mixed-scale feed-forward
 // network (MSFN). The LayerNorm, patch embedding and resizing modules are Restormer's (the official DRSformer code
 // copies them from Restormer unchanged), in Restormer+Blocks.swift.
-// Property names follow the official attribute names so parameter names equal the state_dict keys.
+// Parameter names equal the official state_dict keys (`stateDictKeys` maps the Swift property names).
 
 import Foundation
 import SKDNN

@@ -1,7 +1,7 @@
 // Restormer (Zamir et al., CVPR 2022), exactly as swz30/Restormer `basicsr/models/archs/restormer_arch.py`.
 //
-// Property names are the PyTorch attribute names, so `namedParameters()` equals the official `state_dict` keys
-// and released checkpoints load as they are. The blocks live in Restormer+Blocks.swift, the fused attention and
+// Swift properties have Swift names; `stateDictKeys` maps the renamed ones to the PyTorch attribute names, so
+// `namedParameters()` equals the official `state_dict` keys and released checkpoints load as they are. The blocks live in Restormer+Blocks.swift, the fused attention and
 // gate kernels in Restormer+Kernels.swift.
 
 import Foundation

@@ -2,8 +2,9 @@
 // `token_projection='linear'`: a U-shaped hierarchy of LeWin transformer blocks (window self-attention with a
 // relative-position bias, optionally shifted, plus a locally-enhanced feed-forward) on token maps.
 //
-// Tokens are `[B, H·W, C]`, row-major over (h, w), as in the official code. Every submodule and parameter carries
-// the PyTorch attribute name, so `namedParameters()` equals the official `state_dict` keys.
+// Tokens are `[B, H·W, C]`, row-major over (h, w), as in the official code. Every submodule and parameter is named
+// as the PyTorch attribute (directly or through `stateDictKeys`), so `namedParameters()` equals the official
+// `state_dict` keys.
 //
 // Beyond the official code: inputs may be non-square and of any size. They are reflect-padded (bottom/right) to
 // the multiple every stage needs (16 for the four down-samplings, times each stage's window), run, and cropped
@@ -193,6 +194,7 @@ public final class UformerLeFF: Module, UformerFeedForward {
         return applySequence(linear2, to: mixed)
     }
 
+    /// Multiply-accumulates on the `height × width` tokens (the linear layers and the depthwise 3×3).
     public func multiplyAccumulates(height: Int, width: Int) -> Int { height * width * (2 * dim * hiddenDim + 9 * hiddenDim) }
 }
 
@@ -223,6 +225,7 @@ public final class UformerMlp: Module, UformerFeedForward {
     /// - Returns: `[B, H·W, dim]`.
     public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor { fc2(fc1(x).gelu()) }
 
+    /// Multiply-accumulates on the `height × width` tokens (the linear layers).
     public func multiplyAccumulates(height: Int, width: Int) -> Int { height * width * 2 * dim * hiddenDim }
 }
 

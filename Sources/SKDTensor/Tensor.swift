@@ -279,6 +279,7 @@ extension Tensor {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// The shape, the gradient flag and the first eight elements, e.g. `Tensor([2, 3]: [0, 1, …])`.
     public var description: String {
         let preview = values.prefix(8).map { String(format: "%.5g", $0) }.joined(separator: ", ")
         return "Tensor(\(shape)\(requiresGrad ? ", requiresGrad" : ""): [\(preview)\(count > 8 ? ", …" : "")])"

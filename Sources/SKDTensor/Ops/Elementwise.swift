@@ -163,19 +163,27 @@ extension Tensor {
 // MARK: - Scalar ops
 
 extension Tensor {
+    /// `a + s` element-wise; the result has `a`'s shape (as every scalar op below).
     public static func + (a: Tensor, s: Float) -> Tensor {
         map(a) { $0 + s }.recorded("addScalar", [a]) { g in [g] }
     }
+    /// `s + a` element-wise.
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
+    /// `a − s` element-wise.
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
+    /// `s − a` element-wise.
     public static func - (s: Float, a: Tensor) -> Tensor {
         map(a) { s - $0 }.recorded("rsubScalar", [a]) { g in [map(g, -)] }
     }
+    /// `a · s` element-wise.
     public static func * (a: Tensor, s: Float) -> Tensor {
         map(a) { $0 * s }.recorded("mulScalar", [a]) { g in [map(g) { $0 * s }] }
     }
+    /// `s · a` element-wise.
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
+    /// `a / s` element-wise.
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
+    /// `−a` element-wise.
     public static prefix func - (a: Tensor) -> Tensor { a * -1 }
 
     /// `self` raised to a constant power (element-wise).
