@@ -141,7 +141,7 @@ public final class DRSformerOperationLayer: Module {
     }
 
     /// MACs of every convolution on an `H×W` map.
-    func multiplyAccumulates(height: Int, width: Int) -> Int {
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
         var total = 0
         for layer in operations + outputLayers {
             let convs = (layer as? DRSformerSepConv)?.op ?? (layer as? DRSformerDilConv)?.op ?? [layer]
@@ -192,7 +192,7 @@ public final class DRSformerGroupOLs: Module {
     }
 
     /// MACs on an `H×W` map.
-    func multiplyAccumulates(height: Int, width: Int) -> Int {
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
         operations.reduce((preprocess.op[0] as! Conv2d).multiplyAccumulates(height: height, width: width)) {
             $0 + $1.multiplyAccumulates(height: height, width: width)
         }
@@ -229,8 +229,8 @@ public final class DRSformerOALayer: Module {
         return applySequence(channelAttention, to: pooled).reshaped([n, k, operationCount])
     }
 
-    /// MACs of the two linear layers (pooling is not counted).
-    func multiplyAccumulates() -> Int {
+    /// MACs of the two linear layers on the pooled `H×W` map: independent of the size (pooling is not counted).
+    public func multiplyAccumulates(height: Int, width: Int) -> Int {
         (channelAttention[0] as! Linear).weight.count + (channelAttention[2] as! Linear).weight.count
     }
 }
@@ -270,7 +270,7 @@ public final class DRSformerSubnet: Module, UnaryLayer {
     /// MACs on an `H×W` map: every convolution and linear layer.
     public func multiplyAccumulates(height: Int, width: Int) -> Int {
         layers.reduce(0) { total, layer in
-            if let a = layer as? DRSformerOALayer { return total + a.multiplyAccumulates() }
+            if let a = layer as? DRSformerOALayer { return total + a.multiplyAccumulates(height: height, width: width) }
             if let g = layer as? DRSformerGroupOLs { return total + g.multiplyAccumulates(height: height, width: width) }
             return total
         }
