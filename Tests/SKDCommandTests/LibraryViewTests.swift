@@ -25,13 +25,10 @@ final class LibraryViewTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        (process.standardOutput, process.standardError) = (Pipe(), Pipe())
         try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        let result = SKDProcess.finish(process)
+        return (result.status, result.stdout + result.stderr)
     }
 
     func testUserProgramTypeChecksWithThePublicAPIOnly() throws {
