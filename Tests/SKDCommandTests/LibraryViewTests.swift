@@ -28,6 +28,7 @@ final class LibraryViewTests: XCTestCase {
         (process.standardOutput, process.standardError) = (Pipe(), Pipe())
         try process.run()
         let result = SKDProcess.finish(process)
+        if result.status == 127 { throw XCTSkip("swiftc is not on PATH") }
         return (result.status, result.stdout + result.stderr)
     }
 
