@@ -1004,57 +1004,6 @@ public enum DataProbe {
     }
 }
 
-/// The pixel size stated in a PNG or JPEG header, read without decoding the image.
-public enum ImageHeader {
-    /// - Throws: `ImageError` naming the file when it is missing, not a PNG/JPEG, or its header is cut short.
-    public static func size(of url: URL) throws -> (width: Int, height: Int) {
-        guard let handle = FileHandle(forReadingAtPath: url.path) else {
-            throw FileManager.default.fileExists(atPath: url.path) ? ImageError.unreadable(url, reason: "permission denied or not a file")
-                : ImageError.fileNotFound(url)
-        }
-        defer { try? handle.close() }
-        var bytes = [UInt8](handle.readData(ofLength: 1 << 16))
-        if bytes.isEmpty { throw ImageError.emptyFile(url) }
-        let format = bytes.withUnsafeBytes { ImageFormat(signature: $0) }
-        guard let format else {
-            throw ImageError.unrecognizedFormat(url, leadingBytes: bytes.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " "))
-        }
-        func be16(_ i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
-        func be32(_ i: Int) -> Int { be16(i) << 16 | be16(i + 2) }
-        switch format {
-        case .png:
-            guard bytes.count >= 24, bytes[12...15].elementsEqual("IHDR".utf8) else {
-                throw ImageError.decodeFailed(url, format: .png, reason: "no IHDR chunk at the start (truncated or corrupt)")
-            }
-            let w = be32(16), h = be32(20)
-            guard w > 0, h > 0 else { throw ImageError.decodeFailed(url, format: .png, reason: "header states a size of \(w)x\(h)") }
-            return (w, h)
-        case .jpeg:
-            // Walk the marker segments up to the first start-of-frame, reading more of the file as needed
-            // (EXIF thumbnails can push it past the first 64 KiB).
-            var i = 2
-            while true {
-                while i + 9 >= bytes.count {
-                    let more = handle.readData(ofLength: 1 << 16)
-                    if more.isEmpty { throw ImageError.decodeFailed(url, format: .jpeg, reason: "no frame header before the end of the file (truncated?)") }
-                    bytes += more
-                }
-                guard bytes[i] == 0xFF else { throw ImageError.decodeFailed(url, format: .jpeg, reason: "corrupt marker structure at byte \(i)") }
-                let marker = bytes[i + 1]
-                if marker == 0xFF { i += 1; continue }
-                if (0xC0...0xCF).contains(marker) && ![0xC4, 0xC8, 0xCC].contains(marker) {
-                    let h = be16(i + 5), w = be16(i + 7)
-                    guard w > 0, h > 0 else { throw ImageError.decodeFailed(url, format: .jpeg, reason: "frame header states a size of \(w)x\(h)") }
-                    return (w, h)
-                }
-                if marker == 0xD8 || (0xD0...0xD7).contains(marker) || marker == 0x01 { i += 2; continue }
-                if marker == 0xD9 { throw ImageError.decodeFailed(url, format: .jpeg, reason: "end of image before any frame header") }
-                i += 2 + be16(i + 2)
-            }
-        }
-    }
-}
-
 // MARK: - The options tree
 
 /// Typed reads from a decoded YAML/JSON tree, with errors naming the source and key path.
