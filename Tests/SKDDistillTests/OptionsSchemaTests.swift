@@ -242,4 +242,28 @@ final class OptionsSchemaTests: XCTestCase {
         XCTAssertEqual(try RunConfiguration.load(yaml: file, mode: .train), c, c.yamlString())
         XCTAssertEqual(try RunConfiguration(json: c.jsonString(), source: "j"), c)
     }
+
+    /// Checkpoints written before the schema stored Floats widened to Double (`0.00019999999494757503`) and the
+    /// token threshold's `all` as text: they still resume to the same options.
+    func testCheckpointsOfTheEarlierWriterStillRead() throws {
+        let old = """
+        {"datasets":{"train":{"batch_size":2,"degradation":"noise:25","patch_size":16,"recursive":false,"root":"/data","workers":1}},\
+        "distill":{"alpha1":0.5,"alpha2":0.20000000298023224,"alpha3":0.20000000298023224,"channel_branch":true,"contrastive":true,\
+        "contrastive_features":"auto","contrastive_form":"ratio","fitnet_distance":"l2","method":"skd","output_kd_weight":1,"sigma":1,\
+        "spatial_branch":true,"spatial_token_threshold":"all","tau":0.10000000149011612,"wave_form":"squared",\
+        "wave_lambda":0.4000000059604645,"wave_levels":4},"mode":"distill","name":"distill",\
+        "network":{"student":{"arch":"restormer","dim":4,"num_blocks":[1,1,1,1],"num_refinement_blocks":0,"heads":[1,1,1,1]}},\
+        "seed":0,"train":{"checkpoint_every":500,"iterations":1000,"log_every":10,"lr":0.00019999999494757503,\
+        "min_lr":9.999999974752427e-07,"weight_decay":0},"val":{"every":500,"images":0,"samples":2}}
+        """
+        var expected = RunConfiguration(mode: .distill)
+        expected.trainData = DatasetConfiguration(root: "/data", degradation: "noise:25")
+        expected.training.batchSize = 2
+        expected.training.patchSize = 16
+        expected.student = try ModelSpec(dictionary: tinyRestormer)
+        expected.distillation.feature.spatialTokenThreshold = nil
+        let read = try RunConfiguration(json: old, source: "state.json")
+        XCTAssertEqual(read, expected)
+        XCTAssertTrue(read.jsonString().contains("\"lr\":0.0002"), read.jsonString())
+    }
 }
