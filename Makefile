@@ -99,7 +99,7 @@ fuzz-options: deps
 	@# The options parsers (YAML files and --set overrides, Tools/SKDFuzzOptions): SwiftPM builds the library
 	@# targets with -sanitize=fuzzer,address in a build folder of its own; the harness is linked by hand with
 	@# libFuzzer's main (an executable built by SwiftPM brings a main of its own). Seeds: Tools/fuzz/options-seeds.
-	mkdir -p .build/fuzz/opt-corpus
+	mkdir -p .build/fuzz/opt-corpus .build/fuzz/artifacts
 	$(SWIFT) build $(SWIFTFLAGS) --scratch-path .build/fuzz/swift --target SKDDistill -Xswiftc -sanitize=fuzzer,address
 	B=$$($(SWIFT) build $(SWIFTFLAGS) --scratch-path .build/fuzz/swift --show-bin-path); \
 	$(dir $(FUZZ_CC))swiftc -sanitize=fuzzer,address -parse-as-library -O -DFUZZING -suppress-warnings \

@@ -49,6 +49,8 @@ typedef struct {
     const unsigned char *input;
     size_t input_size;
     size_t input_offset;
+    /// Set when a read went past the end of `input` (probing: more of the file may complete the header).
+    int ran_out;
     png_bytep *rows;
     unsigned char *pixels;
     // Writing.
@@ -80,7 +82,10 @@ static void png_on_warning(png_structp png, png_const_charp text) {
 
 static void png_read_memory(png_structp png, png_bytep destination, png_size_t length) {
     png_context *context = (png_context *)png_get_io_ptr(png);
-    if (length > context->input_size - context->input_offset) png_error(png, "file is truncated");
+    if (length > context->input_size - context->input_offset) {
+        context->ran_out = 1;
+        png_error(png, "file is truncated");
+    }
     memcpy(destination, context->input + context->input_offset, length);
     context->input_offset += length;
 }
@@ -179,6 +184,50 @@ int skd_png_decode(const unsigned char *data, size_t size, skd_decoded_image *ou
     return 0;
 }
 
+int skd_png_probe(const unsigned char *data, size_t size, int *width, int *height,
+                  char *message, size_t message_capacity) {
+    *width = 0;
+    *height = 0;
+    copy_message(message, message_capacity, "");
+    png_context *context = (png_context *)calloc(1, sizeof(png_context));
+    if (context == NULL) {
+        copy_message(message, message_capacity, "out of memory");
+        return 1;
+    }
+    context->message = message;
+    context->message_capacity = message_capacity;
+    context->input = data;
+    context->input_size = size;
+
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, context, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (png == NULL || info == NULL) {
+        if (png) png_destroy_read_struct(&png, NULL, NULL);
+        free(context);
+        copy_message(message, message_capacity, "out of memory");
+        return 1;
+    }
+    if (setjmp(context->jump)) {
+        int status = context->ran_out ? 2 : 1;
+        png_destroy_read_struct(&png, &info, NULL);
+        free(context);
+        return status;
+    }
+    png_set_read_fn(png, context, png_read_memory);
+    png_set_user_limits(png, SKD_IMAGE_MAX_DIMENSION, SKD_IMAGE_MAX_DIMENSION);
+    png_read_info(png, info);
+    png_uint_32 w = 0, h = 0;
+    int bit_depth = 0, color_type = 0;
+    png_get_IHDR(png, info, &w, &h, &bit_depth, &color_type, NULL, NULL, NULL);
+    const char *bad_size = check_dimensions((long)w, (long)h);
+    if (bad_size) png_error(png, bad_size);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(context);
+    *width = (int)w;
+    *height = (int)h;
+    return 0;
+}
+
 int skd_png_encode(const unsigned char *pixels, int width, int height, int channels, int bit_depth,
                    int compression_level, unsigned char **out_data, size_t *out_size,
                    char *message, size_t message_capacity) {
@@ -251,6 +300,8 @@ typedef struct {
     jmp_buf jump;
     char *message;
     size_t message_capacity;
+    /// Set when libjpeg reached the end of the data (probing: more of the file may complete the header).
+    int ran_out;
     unsigned char *pixels;
     unsigned char *output;
     size_t output_capacity;
@@ -274,6 +325,10 @@ static void jpeg_on_message(j_common_ptr info, int level) {
     case JWRN_JFIF_MAJOR:
     case JWRN_ADOBE_XFORM:
     case JWRN_BOGUS_ICC:
+        return;
+    case JWRN_JPEG_EOF:
+        ((jpeg_context *)info->err)->ran_out = 1;
+        jpeg_on_error(info);
         return;
     default:
         // Corrupt entropy data and a premature end of file are warnings to libjpeg, which then
@@ -370,6 +425,43 @@ int skd_jpeg_decode(const unsigned char *data, size_t size, skd_decoded_image *o
     out->height = (int)decoder->output_height;
     out->channels = channels;
     out->bytes_per_sample = 1;
+    jpeg_destroy_decompress(decoder);
+    free(context);
+    return 0;
+}
+
+int skd_jpeg_probe(const unsigned char *data, size_t size, int *width, int *height,
+                   char *message, size_t message_capacity) {
+    *width = 0;
+    *height = 0;
+    copy_message(message, message_capacity, "");
+    if (size == 0) return 2;
+    jpeg_context *context = (jpeg_context *)calloc(1, sizeof(jpeg_context));
+    if (context == NULL) {
+        copy_message(message, message_capacity, "out of memory");
+        return 1;
+    }
+    context->message = message;
+    context->message_capacity = message_capacity;
+    jpeg_install_handlers(context);
+    j_decompress_ptr decoder = &context->decoder;
+    decoder->err = &context->manager;
+    if (setjmp(context->jump)) {
+        int status = context->ran_out ? 2 : 1;
+        jpeg_destroy_decompress(decoder);
+        free(context);
+        return status;
+    }
+    jpeg_create_decompress(decoder);
+    jpeg_mem_src(decoder, data, (unsigned long)size);
+    jpeg_read_header(decoder, TRUE);
+    const char *bad_size = check_dimensions((long)decoder->image_width, (long)decoder->image_height);
+    if (bad_size) {
+        copy_message(message, message_capacity, bad_size);
+        longjmp(context->jump, 1);
+    }
+    *width = (int)decoder->image_width;
+    *height = (int)decoder->image_height;
     jpeg_destroy_decompress(decoder);
     free(context);
     return 0;

@@ -38,6 +38,30 @@ enum Codec {
         return .success(Image(width: width, height: height, channels: channels, bytes: bytes))
     }
 
+    /// The outcome of reading an image header: the stated size, a need for more of the file, or the library's message.
+    enum ProbeOutcome: Equatable {
+        case size(width: Int, height: Int)
+        case needsMoreData
+        case failure(String)
+    }
+
+    /// The pixel size the PNG (`isPNG`) or JPEG header at the start of `data` states, read by libpng/libjpeg without
+    /// decoding the image.
+    static func probe(_ data: UnsafeRawBufferPointer, isPNG: Bool) -> ProbeOutcome {
+        var width: Int32 = 0, height: Int32 = 0
+        var message = [CChar](repeating: 0, count: messageCapacity)
+        let base = data.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        let status = message.withUnsafeMutableBufferPointer { m -> Int32 in
+            isPNG ? skd_png_probe(base, data.count, &width, &height, m.baseAddress, messageCapacity)
+                : skd_jpeg_probe(base, data.count, &width, &height, m.baseAddress, messageCapacity)
+        }
+        switch status {
+        case 0: return .size(width: Int(width), height: Int(height))
+        case 2: return .needsMoreData
+        default: return .failure(text(message))
+        }
+    }
+
     /// Encodes `image` as PNG with `bitDepth` 8 or 16 and zlib level `compression`.
     static func encodePNG(_ image: Image, bitDepth: Int, compression: Int) -> CodecOutcome<[UInt8]> {
         if bitDepth == 16 {

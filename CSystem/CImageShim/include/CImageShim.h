@@ -50,6 +50,18 @@ int skd_png_decode(const unsigned char *data, size_t size, skd_decoded_image *ou
 int skd_jpeg_decode(const unsigned char *data, size_t size, skd_decoded_image *out,
                     char *message, size_t message_capacity);
 
+/// Reads the pixel size a PNG states (its IHDR chunk, through libpng up to the first image data) without decoding
+/// the image. Returns 0 with `*width` and `*height` set; 2 when `data` ends before the header does (call again with
+/// more of the file); otherwise 1 with a NUL-terminated message in `message`. Sizes beyond the decode limits above
+/// are errors, as they are for skd_png_decode.
+int skd_png_probe(const unsigned char *data, size_t size, int *width, int *height,
+                  char *message, size_t message_capacity);
+
+/// Reads the pixel size a JPEG states (its frame header, through libjpeg's jpeg_read_header) without decoding the
+/// image. Same return convention as skd_png_probe.
+int skd_jpeg_probe(const unsigned char *data, size_t size, int *width, int *height,
+                   char *message, size_t message_capacity);
+
 /// Encodes interleaved gray (channels 1) or RGB (channels 3) samples as PNG. `bit_depth` is 8 (one byte per
 /// sample) or 16 (host-order uint16 per sample). `compression_level` is zlib's 0...9. On success returns 0
 /// and a malloc'd buffer in `*out_data` (release with skd_image_free).
