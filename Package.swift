@@ -145,7 +145,8 @@ let package = Package(
         // MARK: - Benchmarks
         .executableTarget(
             name: "skd-bench",
-            dependencies: ["SKDTensor", "SKDNN", "SKDModels", "SKDDistill"],
+            dependencies: ["SKDTensor", "SKDNN", "SKDModels", "SKDDistill",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/SKDBench",
             swiftSettings: swiftSettings),
     ]
