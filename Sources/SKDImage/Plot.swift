@@ -353,13 +353,16 @@ public enum TrainingPlot {
     /// Fields of log entries that are not loss terms.
     static let bookkeeping: Set<String> = ["iter", "lr", "seconds", "val_psnr", "val_ssim"]
 
-    /// Draws the figure for log `entries`: one dictionary per log line, with `iter` and the loss terms, `lr`,
-    /// `seconds`, `val_psnr`, `val_ssim` as a run writes them (SKDDistill's `TrainingLog.entries(at:)` reads a run's
-    /// `log.jsonl` into this form).
+    /// Draws the figure for log `entries`.
     ///
     /// - Parameters:
+    ///   - entries: one dictionary per log line, with `iter` and the loss terms, `lr`, `seconds`, `val_psnr`,
+    ///     `val_ssim` as a run writes them (SKDDistill's `TrainingLog.entries(at:)` reads a run's `log.jsonl` into
+    ///     this form); a later entry of an iteration replaces an earlier one.
     ///   - title: shown above the loss panel.
-    ///   - width, height: the image size.
+    ///   - width: the image width, pixels.
+    ///   - height: the image height, pixels (the loss panel takes 3/5 of it when there is validation).
+    /// - Returns: an RGB image of `width`×`height`.
     public static func render(entries: [[String: Double]], title: String = "training", width: Int = 1000, height: Int = 760) -> Image {
         var losses: [String: [Double: Double]] = [:], psnr: [Double: Double] = [:]
         for e in entries {
@@ -400,8 +403,11 @@ public enum SideBySide {
     /// `\n`). Images may differ in size; each row is as tall as its tallest image.
     ///
     /// - Parameters:
+    ///   - panels: the images with their captions, in reading order.
+    ///   - columns: panels per row; `nil`: all in one row.
     ///   - captionScale: font scale of the captions.
     ///   - gap: pixels between panels and around the edge.
+    ///   - background: the colour around and between the panels.
     public static func compose(_ panels: [(caption: String, image: Image)], columns: Int? = nil, captionScale: Int = 2,
                                gap: Int = 8, background: PlotColor = .white) -> Image {
         precondition(!panels.isEmpty, "SideBySide.compose: no panels")
