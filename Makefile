@@ -5,7 +5,7 @@ APT_PKGS   := libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev pkg-config l
 DEMO_PKGS  := mate-backgrounds
 SWIFTFLAGS := -c $(CONFIG)
 
-.PHONY: deps build test bench demo clean fuzz fuzz-options sanitize
+.PHONY: deps build test bench demo clean fuzz fuzz-options sanitize docs
 
 ## Install the Debian packages that are missing (apt-get update only when something is missing).
 deps:
@@ -55,6 +55,18 @@ demo: deps
 bench: deps
 	@python3 -c "import onnxruntime" 2>/dev/null || pip install -q onnxruntime numpy || echo "onnxruntime unavailable: the peer comparison will be skipped"
 	$(SWIFT) run $(SWIFTFLAGS) skd-bench
+
+## The DocC site, offline (swiftlang/swift-docc-plugin and the toolchain's docc): the SwiftSKD catalog (overview,
+## layer diagram, tutorials; Sources/SwiftSKD/SwiftSKD.docc, code in Snippets/) combined with the API reference of
+## every library target, as a static site in $(DOCS_DIR) (serve the folder, open /documentation/swiftskd).
+## The plugin builds the targets in debug mode to extract their symbols.
+DOCS_DIR     ?= .build/docs
+DOCS_TARGETS := SKDTensor SKDNN SKDImage SKDModels SKDDistill SwiftSKD
+docs: deps
+	$(SWIFT) package --allow-writing-to-directory $(DOCS_DIR) generate-documentation \
+	  $(foreach t,$(DOCS_TARGETS),--target $(t)) --enable-experimental-combined-documentation \
+	  --output-path $(DOCS_DIR) --transform-for-static-hosting
+	@echo "documentation: $(DOCS_DIR)/documentation/swiftskd/index.html"
 
 ## libFuzzer (the Swift toolchain's clang and swiftc, with AddressSanitizer; UBSan for C) on the C image shim —
 ## every byte string through the PNG and JPEG decoders, decoded images re-encoded and round-tripped — and on the

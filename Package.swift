@@ -29,6 +29,9 @@ let package = Package(
         // YAML options files (SKDDistill's RunConfiguration) and the command line (the `skd` executable only).
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation` (`make docs`): the DocC catalog in Sources/SwiftSKD/SwiftSKD.docc and
+        // the tutorials' code in Snippets/ (every snippet is also built, as an executable, by `swift build`).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: - C system libraries (internal to the Swift targets that wrap them)
@@ -145,7 +148,8 @@ let package = Package(
         // MARK: - Benchmarks
         .executableTarget(
             name: "skd-bench",
-            dependencies: ["SKDTensor", "SKDNN", "SKDModels", "SKDDistill"],
+            dependencies: ["SKDTensor", "SKDNN", "SKDModels", "SKDDistill",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/SKDBench",
             swiftSettings: swiftSettings),
     ]

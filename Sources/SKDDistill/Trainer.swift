@@ -279,34 +279,27 @@ public final class Trainer {
                                trainingSeconds: secondsBefore + trainSeconds)
     }
 
-    /// Mean PSNR/SSIM (RGB) of the student over the validation set; writes sample restorations.
+    /// Mean PSNR/SSIM (RGB) of the student over the validation set (`RestorationEvaluation`, whole images in
+    /// [−1, 1], the run's seed); writes the first `options.samples` restorations to `<run>/samples`.
     ///
     /// - Returns: `nil` when no validation image could be read (each unreadable one is skipped with a warning).
     func evaluate(_ source: any PairedImageSource, iteration: Int) throws -> (Double, Double)? {
-        objective.student.eval()
-        let iterator = ValidationIterator(source: source, range: .minusOneToOne, seed: options.seed)
-        let count = options.validationImages > 0 ? min(options.validationImages, source.count) : source.count
+        var settings = EvaluationOptions()
+        settings.range = .minusOneToOne
+        settings.seed = options.seed
+        settings.maxImages = options.validationImages
         let samples = runDirectory.appendingPathComponent("samples")
-        var psnr = 0.0, ssim = 0.0, measured = 0
-        for index in 0..<count {
-            let sample: ValidationSample
-            do { sample = try iterator.sample(at: index) } catch {
-                report("skd: warning: validation at \(iteration) skips \(source.name(at: index)): \(error)")
-                continue
+        let result = try RestorationEvaluation.run([objective.student], on: source, options: settings, restored: { restored in
+            guard restored.index < options.samples else { return }
+            try FileManager.default.createDirectory(at: samples, withIntermediateDirectories: true)
+            let stem = (restored.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
+            try StopSignal.whileWriting {
+                try restored.image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem)))
             }
-            measured += 1
-            let restored = Inference.restore(objective.student, sample.input)
-            let image = Image(tensor: restored, range: .minusOneToOne)
-            psnr += Metrics.psnr(image, sample.targetImage)
-            ssim += Metrics.ssim(image, sample.targetImage)
-            if index < options.samples {
-                try FileManager.default.createDirectory(at: samples, withIntermediateDirectories: true)
-                let stem = (sample.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
-                try StopSignal.whileWriting { try image.write(to: samples.appendingPathComponent(String(format: "iter-%08d_%@.png", iteration, stem))) }
-            }
-        }
-        guard measured > 0 else { return nil }
-        return (psnr / Double(measured), ssim / Double(measured))
+        }, skipped: { name, error in
+            report("skd: warning: validation at \(iteration) skips \(name): \(error)")
+        })
+        return result.map { ($0.models[0].psnr, $0.models[0].ssim) }
     }
 
     /// The student's weights at the best validation PSNR, as `<run>/best.safetensors`.

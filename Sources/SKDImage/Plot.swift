@@ -1,7 +1,7 @@
 // Pictures drawn by the project itself, with no plotting library: a small RGB raster canvas (anti-aliased
 // lines, rectangles, a built-in 5×7 bitmap font), line plots with axes, ticks, legend and labels (linear or log
-// scale), the training-curve figure drawn from a run's log.jsonl, and a side-by-side composer for comparing
-// restorations. Everything is written as PNG through `Image.write`.
+// scale), the training-curve figure drawn from a run's log entries (SKDDistill's TrainingLog reads them), and a
+// side-by-side composer for comparing restorations. Everything is written as PNG through `Image.write`.
 
 import Foundation
 
@@ -348,44 +348,21 @@ public struct LinePlot {
 /// The figure of a training run: loss terms over iterations (log scale) and, when the run validated,
 /// validation PSNR over iterations.
 public enum TrainingPlot {
-    /// The log's entries: JSON objects with an `iter` field; later entries of the same iteration (from a resumed
-    /// run) replace earlier ones.
-    ///
-    /// - Throws: an error naming the file and line when a line is not a JSON object with `iter`.
-    public static func entries(log url: URL) throws -> [[String: Double]] {
-        let text = try String(contentsOf: url, encoding: .utf8)
-        var out: [[String: Double]] = []
-        for (number, line) in text.split(separator: "\n").enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["iter"] != nil else {
-                throw PlotError.badLog(url, line: number + 1)
-            }
-            var entry: [String: Double] = [:]
-            for (key, value) in object {
-                guard let n = value as? NSNumber else { continue }
-                let v = n.doubleValue
-                // Values a run can write: iterations are counts, losses and metrics far below 1e12.
-                let plausible = key == "iter" ? v.rounded() == v && (0...maximumLogValue).contains(v) : v.isFinite && abs(v) <= maximumLogValue
-                guard plausible else { throw PlotError.badValue(url, line: number + 1, key: key, value: v) }
-                entry[key] = v
-            }
-            out.append(entry)
-        }
-        return out
-    }
-
-    /// The largest magnitude of a value in a log entry (and the largest `iter`) the plot accepts.
-    public static let maximumLogValue = 1e12
-
     /// The order loss terms are listed in; others follow alphabetically.
     static let termOrder = ["total", "rec", "gk", "gk_plain", "gk_channel", "gk_spatial", "cl", "wave", "okd"]
     /// Fields of log entries that are not loss terms.
     static let bookkeeping: Set<String> = ["iter", "lr", "seconds", "val_psnr", "val_ssim"]
 
-    /// Draws the figure for log `entries` (see `entries(log:)`).
+    /// Draws the figure for log `entries`.
     ///
     /// - Parameters:
+    ///   - entries: one dictionary per log line, with `iter` and the loss terms, `lr`, `seconds`, `val_psnr`,
+    ///     `val_ssim` as a run writes them (SKDDistill's `TrainingLog.entries(at:)` reads a run's `log.jsonl` into
+    ///     this form); a later entry of an iteration replaces an earlier one.
     ///   - title: shown above the loss panel.
-    ///   - width, height: the image size.
+    ///   - width: the image width, pixels.
+    ///   - height: the image height, pixels (the loss panel takes 3/5 of it when there is validation).
+    /// - Returns: an RGB image of `width`×`height`.
     public static func render(entries: [[String: Double]], title: String = "training", width: Int = 1000, height: Int = 760) -> Image {
         var losses: [String: [Double: Double]] = [:], psnr: [Double: Double] = [:]
         for e in entries {
@@ -415,28 +392,6 @@ public enum TrainingPlot {
         }
         return canvas.image
     }
-
-    /// Draws the figure of the run whose log is at `url`.
-    public static func render(log url: URL, title: String = "training") throws -> Image {
-        render(entries: try entries(log: url), title: title)
-    }
-}
-
-/// Problems reading what a plot is drawn from.
-public enum PlotError: Error, CustomStringConvertible {
-    /// A log line is not a JSON object with an `iter` field.
-    case badLog(URL, line: Int)
-    /// A log entry holds a value no run writes (an `iter` that is not a count, a loss beyond ±1e12).
-    case badValue(URL, line: Int, key: String, value: Double)
-
-    /// One line naming the file and line.
-    public var description: String {
-        switch self {
-        case let .badLog(url, line): return "\(url.path): line \(line) is not a JSON log entry with 'iter'"
-        case let .badValue(url, line, key, value):
-            return "\(url.path): line \(line): '\(key)' is \(value), outside what a training log holds (\(key == "iter" ? "a whole number in 0...1e12" : "a number within ±1e12"))"
-        }
-    }
 }
 
 // MARK: - Side-by-side comparisons
@@ -448,8 +403,11 @@ public enum SideBySide {
     /// `\n`). Images may differ in size; each row is as tall as its tallest image.
     ///
     /// - Parameters:
+    ///   - panels: the images with their captions, in reading order.
+    ///   - columns: panels per row; `nil`: all in one row.
     ///   - captionScale: font scale of the captions.
     ///   - gap: pixels between panels and around the edge.
+    ///   - background: the colour around and between the panels.
     public static func compose(_ panels: [(caption: String, image: Image)], columns: Int? = nil, captionScale: Int = 2,
                                gap: Int = 8, background: PlotColor = .white) -> Image {
         precondition(!panels.isEmpty, "SideBySide.compose: no panels")

@@ -2,7 +2,6 @@
 // paired folder or a clean folder with a named degradation.
 
 import ArgumentParser
-import Dispatch
 import Foundation
 import SwiftSKD
 
@@ -45,67 +44,45 @@ struct EvaluationSettings {
 }
 
 enum Evaluation {
-    /// Evaluates `models` on `source`; the first row is the degraded input itself when `includeInput`.
+    /// Evaluates `models` on `source` with the library's loop (`RestorationEvaluation`, the one the trainer's
+    /// validation uses); the first row is the degraded input itself when `includeInput`.
     ///
     /// Degraded inputs are generated once per image from (seed, index), so every model sees the same ones.
     static func run(_ models: [NamedModel], on source: any PairedImageSource, settings: EvaluationSettings,
                     progress: (String) -> Void = printError) throws -> [EvaluationRow] {
-        let iterator = ValidationIterator(source: source, range: settings.range, seed: settings.seed)
-        let count = settings.maxImages > 0 ? min(settings.maxImages, source.count) : source.count
-        var sums = [[Double]](repeating: [0, 0, 0, 0, 0], count: models.count + 1)
         // Counted first: a size the count rejects must not cost the whole evaluation.
         let gmacs = try models.map { Double(try ModelCost.multiplyAccumulates($0.model, height: settings.macsSize, width: settings.macsSize)) / 1e9 }
-        for model in models { model.model.eval() }
-        var measured = 0
-        for index in 0..<count {
-            let sample: ValidationSample
-            do { sample = try iterator.sample(at: index) } catch {
-                // One unreadable image costs its row, not the evaluation.
-                progress("skd: warning: skipped \(source.name(at: index)): \(describeError(error))")
-                continue
-            }
-            measured += 1
-            let target = sample.targetImage
-            func measure(_ image: Image, into row: Int) {
-                sums[row][0] += Metrics.psnr(image, target, border: settings.border)
-                sums[row][1] += Metrics.ssim(image, target, border: settings.border)
-                sums[row][2] += Metrics.psnr(image, target, space: .y, border: settings.border)
-                sums[row][3] += Metrics.ssim(image, target, space: .y, border: settings.border)
-            }
-            measure(sample.inputImage.quantized(), into: 0)
-            for (m, named) in models.enumerated() {
-                if measured == 1 {
-                    // One untimed pass: first-touch allocations and BLAS thread start-up are not the model's cost.
-                    _ = Inference.restore(named.model, sample.input, tile: settings.tile, tileOverlap: settings.tileOverlap)
-                }
-                let began = DispatchTime.now()
-                let restored = Inference.restore(named.model, sample.input, tile: settings.tile, tileOverlap: settings.tileOverlap)
-                sums[m + 1][4] += Double(DispatchTime.now().uptimeNanoseconds - began.uptimeNanoseconds) / 1e6
-                let image = Image(tensor: restored, range: settings.range)
-                measure(image, into: m + 1)
-                if let folder = settings.saveFolder {
-                    let directory = folder.appendingPathComponent(named.label)
-                    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                    let stem = (sample.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
-                    try image.write(to: directory.appendingPathComponent(stem + ".png"))
-                }
-            }
-            progress("evaluated \(index + 1)/\(count): \(sample.name)")
-        }
-        guard measured > 0 else { throw RunConfigurationError("none of the \(count) test images could be read") }
-        if measured < count { progress("skd: warning: \(count - measured) of \(count) images skipped as unreadable; the means are over \(measured)") }
-        let n = Double(measured)
+        var options = EvaluationOptions()
+        options.range = settings.range; options.border = settings.border; options.tile = settings.tile
+        options.tileOverlap = settings.tileOverlap; options.maxImages = settings.maxImages; options.seed = settings.seed
+        options.scoreInput = settings.includeInput; options.timed = true
+        let requested = settings.maxImages > 0 ? min(settings.maxImages, source.count) : source.count
+        let result = try RestorationEvaluation.run(models.map { $0.model as any TappedModel }, on: source, options: options, restored: { restored in
+            guard let folder = settings.saveFolder else { return }
+            let directory = folder.appendingPathComponent(models[restored.model].label)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let stem = (restored.name as NSString).deletingPathExtension.replacingOccurrences(of: "/", with: "_")
+            try restored.image.write(to: directory.appendingPathComponent(stem + ".png"))
+        }, skipped: { name, error in
+            // One unreadable image costs its row, not the evaluation.
+            progress("skd: warning: skipped \(name): \(describeError(error))")
+        }, finished: { done, count, name in
+            progress("evaluated \(done)/\(count): \(name)")
+        })
+        guard let result else { throw RunConfigurationError("none of the \(requested) test images could be read") }
+        let measured = result.images
+        if measured < requested { progress("skd: warning: \(requested - measured) of \(requested) images skipped as unreadable; the means are over \(measured)") }
         var rows: [EvaluationRow] = []
-        if settings.includeInput {
-            rows.append(EvaluationRow(model: "input (degraded)", psnr: sums[0][0] / n, ssim: sums[0][1] / n, psnrY: sums[0][2] / n,
-                                      ssimY: sums[0][3] / n, parameters: nil, gmacs: nil, msPerImage: nil, images: measured))
+        if let s = result.input {
+            rows.append(EvaluationRow(model: "input (degraded)", psnr: s.psnr, ssim: s.ssim, psnrY: s.psnrY,
+                                      ssimY: s.ssimY, parameters: nil, gmacs: nil, msPerImage: nil, images: measured))
         }
         for (m, named) in models.enumerated() {
-            let s = sums[m + 1]
-            rows.append(EvaluationRow(model: named.label, psnr: s[0] / n, ssim: s[1] / n, psnrY: s[2] / n, ssimY: s[3] / n,
+            let s = result.models[m]
+            rows.append(EvaluationRow(model: named.label, psnr: s.psnr, ssim: s.ssim, psnrY: s.psnrY, ssimY: s.ssimY,
                                       parameters: named.model.parameterCount,
                                       gmacs: gmacs[m],
-                                      msPerImage: s[4] / n, images: measured,
+                                      msPerImage: result.millisecondsPerImage?[m], images: measured,
                                       trainingSeconds: TrainingTime.seconds(forWeights: named.file)))
         }
         return rows
