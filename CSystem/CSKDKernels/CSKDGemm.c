@@ -55,36 +55,44 @@ SKD_INLINE void small_gemm_body(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const flo
 
 // MARK: - C = A · Bᵀ
 
-/// Rows i..i+R, columns j..j+S of C, each a dot product of length k in 16 lane-wise partial sums folded by
-/// v_hsum; R, S ≤ 4.
+/// Rows i..i+R, columns j..j+S of C, each a dot product of length k: 16 lane-wise partial sums over blocks of
+/// 1024 products, folded by v_hsum into a double per element after each block (two-level summation: the rounding
+/// error grows with 1024/16 + k/1024 additions rather than k/16, as accurate as OpenBLAS's K-blocked kernels over
+/// the 32–64 K-pixel inner dimensions of weight gradients); R, S ≤ 4.
+#define SKD_NT_BLOCK 1024
 SKD_INLINE void gemm_nt_tile(ptrdiff_t i, ptrdiff_t j, ptrdiff_t k, const float *restrict a, ptrdiff_t lda,
                              const float *restrict b, ptrdiff_t ldb, float *restrict c, ptrdiff_t ldc, int accumulate,
                              const int R, const int S) {
-    skd_v16 acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int s = 0; s < S; s++) acc[r][s] = v_splat(0.0f);
-    ptrdiff_t p = 0;
-    for (; p + SKD_LANES <= k; p += SKD_LANES) {
-        skd_v16 bv[4];
-        for (int s = 0; s < S; s++) bv[s] = v_load(b + (j + s) * ldb + p);
-        for (int r = 0; r < R; r++) {
-            const skd_v16 av = v_load(a + (i + r) * lda + p);
-            for (int s = 0; s < S; s++) acc[r][s] += av * bv[s];
+    double total[4][4] = {{0}};
+    for (ptrdiff_t p0 = 0; p0 < k; p0 += SKD_NT_BLOCK) {
+        const ptrdiff_t p1 = p0 + SKD_NT_BLOCK < k ? p0 + SKD_NT_BLOCK : k;
+        skd_v16 acc[4][4];
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++) acc[r][s] = v_splat(0.0f);
+        ptrdiff_t p = p0;
+        for (; p + SKD_LANES <= p1; p += SKD_LANES) {
+            skd_v16 bv[4];
+            for (int s = 0; s < S; s++) bv[s] = v_load(b + (j + s) * ldb + p);
+            for (int r = 0; r < R; r++) {
+                const skd_v16 av = v_load(a + (i + r) * lda + p);
+                for (int s = 0; s < S; s++) acc[r][s] += av * bv[s];
+            }
         }
-    }
-    if (p < k) {
-        skd_v16 bv[4];
-        for (int s = 0; s < S; s++) bv[s] = v_load_tail(b + (j + s) * ldb + p, k - p, 0.0f);
-        for (int r = 0; r < R; r++) {
-            const skd_v16 av = v_load_tail(a + (i + r) * lda + p, k - p, 0.0f);
-            for (int s = 0; s < S; s++) acc[r][s] += av * bv[s];
+        if (p < p1) {
+            skd_v16 bv[4];
+            for (int s = 0; s < S; s++) bv[s] = v_load_tail(b + (j + s) * ldb + p, p1 - p, 0.0f);
+            for (int r = 0; r < R; r++) {
+                const skd_v16 av = v_load_tail(a + (i + r) * lda + p, p1 - p, 0.0f);
+                for (int s = 0; s < S; s++) acc[r][s] += av * bv[s];
+            }
         }
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++) total[r][s] += (double)v_hsum(acc[r][s]);
     }
     for (int r = 0; r < R; r++)
         for (int s = 0; s < S; s++) {
-            const float sum = v_hsum(acc[r][s]);
             float *o = c + (i + r) * ldc + j + s;
-            *o = accumulate ? *o + sum : sum;
+            *o = accumulate ? (float)((double)*o + total[r][s]) : (float)total[r][s];
         }
 }
 
@@ -157,9 +165,9 @@ void skd_small_sgemm_nt(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, p
 // Measured on an Intel Xeon (family 6 model 207) against OpenBLAS 0.3.21 on one thread (SkylakeX kernels for the
 // AVX-512 level, Haswell for AVX2), thread CPU time (Docs/performance.md, "Narrow layers"). AVX-512: the direct
 // product wins 1.15–1.9× with at most 32 rows and an inner dimension up to ~160, or an inner dimension of at most 8
-// (to 64 rows); it loses from 64 rows with k ≥ 16 (0.88× at 84 × 16). A · Bᵀ wins 3.4× at 8 × 8 and ties at
-// 16 × 16 over 32 K pixels. AVX2 (6 × 16 tile) did not beat Haswell's kernels reliably on A · B, and A · Bᵀ only at
-// 8 × 8 (1.3×): the portable and AVX2 levels keep OpenBLAS except there.
+// (to 64 rows); it loses from 64 rows with k ≥ 16 (0.88× at 84 × 16). A · Bᵀ (two-level sums) wins 3.2× at 8 × 8
+// over 32 K pixels and ties at 16 × 16. AVX2 (6 × 16 tile) did not beat Haswell's kernels reliably on A · B, and
+// A · Bᵀ only at 8 × 8 (1.3×): the portable and AVX2 levels keep OpenBLAS except there.
 int skd_small_sgemm_preferred(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
     if (n < SKD_LANES || k <= 0) return 0;
     if (skd_kernels_level() < 2) return 0;
@@ -169,5 +177,5 @@ int skd_small_sgemm_preferred(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
 int skd_small_sgemm_nt_preferred(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
     const int level = skd_kernels_level();
     if (level < 1 || k < 256) return 0;
-    return level >= 2 ? (m <= 16 && n <= 16) : (m <= 8 && n <= 8);
+    return m <= 8 && n <= 8;
 }

@@ -145,17 +145,27 @@ final class DistributedCommandTests: XCTestCase {
         return worst
     }
 
+    /// The bound on `largestWeightDifference` between runs that must be equivalent. Adam divides each gradient by
+    /// its running RMS, so a rounding-level difference in a near-zero gradient component (a different summation
+    /// order: one process sums the batch in one product, two ranks sum halves and all-reduce, and the two may take
+    /// different GEMM kernels for their different inner dimensions) can move that weight by a visible fraction of
+    /// a step: seen up to 1.3e-5 with the direct narrow-layer products, against a travel of lr · steps = 1.2e-3 at
+    /// the default 2e-4. A wrong shard or wrong negatives differ by ~1e-3 (per-shard negatives: 1.2e-3).
+    private let weightTolerance: Float = 5e-5
+
     /// The largest absolute difference between the final checkpoints' weights (student and projectors).
     private func largestWeightDifference(_ a: URL, _ b: URL, iteration: Int) throws -> Float {
         let name = String(format: "checkpoints/iter-%08d/model.safetensors", iteration)
         let x = try SafeTensors.read(a.appendingPathComponent(name)).tensors, y = try SafeTensors.read(b.appendingPathComponent(name)).tensors
         XCTAssertEqual(Set(x.keys), Set(y.keys))
-        var worst: Float = 0
+        var worst: Float = 0, worstKey = ""
         for (key, t) in x {
             let u = try XCTUnwrap(y[key])
             XCTAssertEqual(t.shape, u.shape, key)
-            for i in 0..<t.count { worst = max(worst, abs(t.pointer[i] - u.pointer[i])) }
+            let p = t.pointer, q = u.pointer
+            for i in 0..<t.count where abs(p[i] - q[i]) > worst { worst = abs(p[i] - q[i]); worstKey = "\(key)[\(i)] \(p[i]) vs \(q[i])" }
         }
+        print("largest weight difference at \(worstKey)")
         return worst
     }
 
@@ -187,7 +197,7 @@ final class DistributedCommandTests: XCTestCase {
             let weightDifference = try largestWeightDifference(one, two, iteration: 6)
             print("equivalence \(method): largest relative loss difference \(lossDifference), largest weight difference \(weightDifference)")
             XCTAssertLessThanOrEqual(lossDifference, 1e-5, method)
-            XCTAssertLessThanOrEqual(weightDifference, 1e-5, method)
+            XCTAssertLessThanOrEqual(weightDifference, weightTolerance, method)
         }
     }
 
@@ -243,7 +253,7 @@ final class DistributedCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("MPI: 2 ranks (1 on this node)"), "one rank per namespace: \(r.stderr)")
         XCTAssertLessThanOrEqual(try largestLossDifference(one, two), 1e-5)
-        XCTAssertLessThanOrEqual(try largestWeightDifference(one, two, iteration: 3), 1e-5)
+        XCTAssertLessThanOrEqual(try largestWeightDifference(one, two, iteration: 3), weightTolerance)
     }
 
     func testTrainUnderMPIMatchesOneProcess() throws {
@@ -260,7 +270,7 @@ final class DistributedCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("MPI: 2 ranks"), r.stderr)
         XCTAssertLessThanOrEqual(try largestLossDifference(one, two), 1e-5)
-        XCTAssertLessThanOrEqual(try largestWeightDifference(one, two, iteration: 4), 1e-5)
+        XCTAssertLessThanOrEqual(try largestWeightDifference(one, two, iteration: 4), weightTolerance)
     }
 
     // MARK: - Resume and signals
@@ -279,7 +289,7 @@ final class DistributedCommandTests: XCTestCase {
         XCTAssertEqual(last.status, 0, last.stderr)
         XCTAssertTrue(last.stderr.contains("iter-00000004"), last.stderr)
         XCTAssertLessThanOrEqual(try largestLossDifference(straight, pieces), 1e-5)
-        XCTAssertLessThanOrEqual(try largestWeightDifference(straight, pieces, iteration: 6), 1e-5)
+        XCTAssertLessThanOrEqual(try largestWeightDifference(straight, pieces, iteration: 6), weightTolerance)
     }
 
     /// The ranks `mpirun` started (its children).

@@ -111,6 +111,28 @@ final class SmallGemmTests: XCTestCase {
         }
     }
 
+    /// Over a weight gradient's inner dimension (64 K pixels) the A·Bᵀ kernel sums in two levels: its error stays
+    /// within 1e-6 of Σ|aₚbₚ| (a plain 16-lane running sum misses that by an order of magnitude), so results do not
+    /// depend on the split of a batch across processes beyond OpenBLAS's own rounding.
+    func testTransposedProductIsAccurateOverLongInnerDimensions() {
+        forEachLevel { level in
+            let m = 3, n = 2, k = 65_536 + 37
+            let a = Buffer(count: m * k, seed: 41), b = Buffer(count: n * k, seed: 42)
+            let c = Buffer(count: m * n, seed: 43)
+            skd_small_sgemm_nt(m, n, k, a.p, k, b.p, k, c.p, n, 0)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var exact = 0.0, magnitude = 0.0
+                    for p in 0..<k {
+                        let product = Double(a.p[i * k + p]) * Double(b.p[j * k + p])
+                        exact += product; magnitude += abs(product)
+                    }
+                    XCTAssertLessThan(abs(Double(c.p[i * n + j]) - exact), 1e-6 * magnitude, "level \(level) C[\(i),\(j)]")
+                }
+            }
+        }
+    }
+
     /// The same columns computed in one call or split in blocks of 64 (as `BLAS.sgemm` splits them over threads)
     /// are bit-identical: each element sums in the same order.
     func testColumnSplitsAreBitIdentical() {
@@ -134,7 +156,7 @@ final class SmallGemmTests: XCTestCase {
         defer { BLAS.directSmallProducts = saved }
         let shapes: [(m: Int, n: Int, k: Int, transB: Bool)] = [
             (24, 4096, 8, false), (8, 3000, 27, false), (3, 2048, 144, false), (42, 1000, 8, false),
-            (16, 16, 5000, true), (8, 8, 4097, true), (96, 512, 48, false),
+            (16, 16, 5000, true), (8, 8, 4097, true), (5, 3, 70_000, true), (96, 512, 48, false),
         ]
         for shape in shapes {
             let a = randomTensor([shape.m, shape.k], seed: 7), b = randomTensor(shape.transB ? [shape.n, shape.k] : [shape.k, shape.n], seed: 8)
