@@ -153,14 +153,14 @@ final class GraphBuilder {
     // MARK: - Layers
 
     /// `nn.Conv2d` with the parameters `prefix.weight` `[O, I/g, k, k]` and, when present, `prefix.bias`.
-    func conv(_ x: String, _ prefix: String, stride: Int = 1, padding: Int, groups: Int = 1) throws -> String {
+    func conv(_ x: String, _ prefix: String, stride: Int = 1, padding: Int, groups: Int = 1, dilation: Int = 1) throws -> String {
         let shape = try parameters.shape(prefix + ".weight")
         guard shape.count == 4 else { throw ONNXExportError("'\(prefix).weight' has shape \(shape), not [O, I, k, k]") }
         var inputs = [x, try parameter(prefix + ".weight")]
         if parameters.has(prefix + ".bias") { inputs.append(try parameter(prefix + ".bias")) }
         return node("Conv", inputs, [("kernel_shape", .ints([shape[2], shape[3]])), ("strides", .ints([stride, stride])),
                                       ("pads", .ints([padding, padding, padding, padding])), ("group", .int(groups)),
-                                      ("dilations", .ints([1, 1]))], hint: prefix)[0]
+                                      ("dilations", .ints([dilation, dilation]))], hint: prefix)[0]
     }
 
     /// A depthwise 3×3 convolution, padding 1 (groups = channels).

@@ -13,9 +13,9 @@ public enum ONNXInputSize: Equatable, Sendable {
     case dynamic
 }
 
-/// Exports Restormer and Uformer networks to ONNX.
+/// Exports Restormer, Uformer and DRSformer networks to ONNX.
 ///
-/// The graph is the inference function of the network: for Restormer, `Inference.restore` (pad to a multiple of
+/// The graph is the inference function of the network: for Restormer and DRSformer, `Inference.restore` (pad to a multiple of
 /// 8 — reflect, or zeros when the padding is not smaller than the image — run, crop back); for Uformer,
 /// `Uformer.forward` (repeated reflect padding to its size multiple, run, crop back). Input `input`
 /// `[N, C_in, H, W]` float32, output `output` `[N, C_out, H, W]` float32, in the pixel range the model was
@@ -24,27 +24,17 @@ public enum ONNXExport {
     /// The `ai.onnx` opset the graphs use.
     public static let opset = 17
 
-    /// The families the exporter supports.
-    public static let supportedArchitectures = ["restormer", "uformer"]
-
-    /// Throws unless `spec`'s family can be exported, naming the family.
-    public static func checkSupported(_ spec: ModelSpec) throws {
-        if case .drsformer = spec {
-            throw ONNXExportError("ONNX export supports \(supportedArchitectures.joined(separator: " and ")); drsformer (top-k sparse attention, MEFC) is not supported yet")
-        }
-    }
 
     /// The serialised ONNX model of a network.
     ///
     /// - Parameters:
     ///   - spec: the architecture and its constructor arguments.
     ///   - stateDict: the parameters by state-dict name (`Module.stateDict()`); shapes must fit `spec`.
-    ///   - sizeMultiple: the model's `sizeMultiple` (8 for Restormer; Uformer's depends on its windows).
+    ///   - sizeMultiple: the model's `sizeMultiple` (8 for Restormer and DRSformer; Uformer's depends on its windows).
     ///   - size: a fixed input size (each side at least 2) or `.dynamic`.
     /// - Returns: the bytes of a `.onnx` file.
-    /// - Throws: `ONNXExportError` for an unsupported family, a bad size or a missing or mis-shaped parameter.
+    /// - Throws: `ONNXExportError` for a bad size or a missing or mis-shaped parameter.
     public static func serializedModel(spec: ModelSpec, stateDict: [String: Tensor], sizeMultiple: Int, size: ONNXInputSize) throws -> [UInt8] {
-        try checkSupported(spec)
         guard sizeMultiple >= 1 else { throw ONNXExportError("size multiple \(sizeMultiple) must be at least 1") }
         var fixed: (height: Int, width: Int)? = nil
         if case let .fixed(height, width) = size {
@@ -64,7 +54,9 @@ public enum ONNXExport {
             (inChannels, outChannels) = (c.ddIn, c.inChans)
             result = try builder.uformer(input, config: c, multiple: sizeMultiple, fixed: fixed)
         case .drsformer:
-            throw ONNXExportError("drsformer cannot be exported")
+            let arguments = try OfficialArguments(spec)
+            (inChannels, outChannels) = (try arguments.int("inp_channels"), try arguments.int("out_channels"))
+            result = try builder.paddedForInference(input, multiple: sizeMultiple, fixed: fixed) { try builder.drsformer($0, arguments: arguments) }
         }
         // The result gets the graph output's name through an Identity.
         builder.node("Identity", [result], [], hint: "unused")

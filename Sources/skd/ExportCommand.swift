@@ -8,11 +8,11 @@ import SwiftSKD
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write a trained Restormer or Uformer as an ONNX model (opset 17) for ONNX Runtime and other runtimes.",
+        abstract: "Write a trained Restormer, Uformer or DRSformer as an ONNX model (opset 17) for ONNX Runtime and other runtimes.",
         discussion: """
         The graph takes `input` [N, C, H, W] float32 in the pixel range the model was trained in (SwiftSKD trains \
         in [-1, 1]) and returns `output` of the same shape; it pads to the model's size multiple and crops back, \
-        as `skd restore` does. DRSformer is not supported yet.
+        as `skd restore` does.
         """)
 
     @Argument(help: ArgumentHelp("The model: a weights file, checkpoint or run folder (as skd restore --model).", valueName: "model"))

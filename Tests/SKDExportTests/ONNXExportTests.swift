@@ -1,4 +1,4 @@
-// ONNX export parity: small randomly initialised Restormer and Uformer variants are exported, run in ONNX Runtime
+// ONNX export parity: small randomly initialised Restormer, Uformer and DRSformer variants are exported, run in ONNX Runtime
 // (python3 Tools/onnx_parity.py) on random inputs, and compared with SwiftSKD's own outputs. Under CI=true a
 // missing onnxruntime is a failure, elsewhere a skip.
 
@@ -183,6 +183,20 @@ final class ONNXExportTests: XCTestCase {
         try checkParity("uformer-mlp", .uformer(c), size: .dynamic, inputs: [[1, 3, 16, 32], [1, 3, 20, 12]], reference: Self.forward)
     }
 
+    // MARK: - DRSformer
+
+    func testDRSformerWithMEFCFixedOddSize() throws {
+        let spec = ModelSpec.drsformer(DRSformerConfig(dim: 8, num_blocks: [1, 1, 1, 1], heads: [1, 2, 4, 8], mefc: true))
+        try checkParity("drsformer-mefc", spec, size: .fixed(height: 20, width: 28), inputs: [[1, 3, 20, 28]],
+                        rejected: [[1, 3, 24, 24]], reference: Self.restore)
+    }
+
+    func testDRSformerBiasFreeWithoutMEFCDynamic() throws {
+        let spec = ModelSpec.drsformer(DRSformerConfig(dim: 12, num_blocks: [1, 2, 1, 1], heads: [2, 2, 4, 4], bias: true,
+                                                       LayerNorm_type: "BiasFree", mefc: false))
+        try checkParity("drsformer-biasfree", spec, size: .dynamic, inputs: [[1, 3, 16, 24], [2, 3, 13, 19]], reference: Self.restore)
+    }
+
     // MARK: - Against the official PyTorch outputs
 
     /// Exports the network of a golden file (official PyTorch weights, input and output; /work/shared/golden) and
@@ -210,15 +224,9 @@ final class ONNXExportTests: XCTestCase {
     func testGoldenRestormerMatchesOfficialPyTorch() throws { try checkGolden("restormer_tiny") }
     func testGoldenRestormerBiasFreeMatchesOfficialPyTorch() throws { try checkGolden("restormer_tiny_biasfree") }
     func testGoldenUformerMatchesOfficialPyTorch() throws { try checkGolden("uformer_tiny") }
+    func testGoldenDRSformerMatchesOfficialPyTorch() throws { try checkGolden("drsformer_tiny") }
 
     // MARK: - Errors
-
-    func testDRSformerIsRefusedNamingTheFamily() throws {
-        let spec = try ModelSpec.preset("drsformer-s")
-        XCTAssertThrowsError(try ONNXExport.serializedModel(spec: spec, stateDict: [:], sizeMultiple: 8, size: .dynamic)) { error in
-            XCTAssertTrue("\(error)".contains("drsformer"), "\(error)")
-        }
-    }
 
     func testBadSizesAndMissingParametersAreOneLineErrors() throws {
         let spec = Self.restormer { _ in }
