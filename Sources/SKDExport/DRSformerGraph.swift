@@ -7,47 +7,6 @@
 import Foundation
 import SKDModels
 
-/// A family's constructor arguments under their official names (`ModelSpec.dictionary()`), read by key so the
-/// exporter does not depend on the Swift spelling of the configuration structs.
-struct OfficialArguments {
-    let values: [String: Any]
-    let family: String
-
-    init(_ spec: ModelSpec) throws {
-        values = try spec.dictionary()
-        family = spec.architecture
-    }
-
-    private func missing(_ key: String, _ kind: String) -> ONNXExportError {
-        ONNXExportError("\(family) configuration: '\(key)' must be \(kind), got \(values[key].map { "\($0)" } ?? "nothing")")
-    }
-
-    func int(_ key: String) throws -> Int {
-        guard let v = values[key] as? NSNumber else { throw missing(key, "an integer") }
-        return v.intValue
-    }
-
-    func ints(_ key: String) throws -> [Int] {
-        guard let v = values[key] as? [NSNumber] else { throw missing(key, "a list of integers") }
-        return v.map(\.intValue)
-    }
-
-    func double(_ key: String) throws -> Double {
-        guard let v = values[key] as? NSNumber else { throw missing(key, "a number") }
-        return v.doubleValue
-    }
-
-    func bool(_ key: String) throws -> Bool {
-        guard let v = values[key] as? NSNumber else { throw missing(key, "true or false") }
-        return v.boolValue
-    }
-
-    func string(_ key: String) throws -> String {
-        guard let v = values[key] as? String else { throw missing(key, "text") }
-        return v
-    }
-}
-
 extension GraphBuilder {
     /// `ConstantOfShape(shape)` filled with `value` (float32).
     func filled(like shapeTensor: String, _ value: Float) -> String {

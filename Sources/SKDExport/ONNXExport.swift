@@ -45,18 +45,21 @@ public enum ONNXExport {
         }
         let builder = GraphBuilder(parameters: ParameterSource(tensors: stateDict))
         let input = "input"
+        // The configuration is read under the official argument names, so Swift renames do not reach the exporter.
+        let arguments = try OfficialArguments(spec)
         let inChannels: Int, outChannels: Int, result: String
-        switch spec {
-        case .restormer(let c):
-            (inChannels, outChannels) = (c.inpChannels, c.outChannels)
-            result = try builder.paddedForInference(input, multiple: sizeMultiple, fixed: fixed) { try builder.restormer($0, config: c) }
-        case .uformer(let c):
-            (inChannels, outChannels) = (c.ddIn, c.inChans)
-            result = try builder.uformer(input, config: c, multiple: sizeMultiple, fixed: fixed)
-        case .drsformer:
-            let arguments = try OfficialArguments(spec)
+        switch spec.architecture {
+        case "restormer":
+            (inChannels, outChannels) = (try arguments.int("inp_channels"), try arguments.int("out_channels"))
+            result = try builder.paddedForInference(input, multiple: sizeMultiple, fixed: fixed) { try builder.restormer($0, arguments: arguments) }
+        case "uformer":
+            (inChannels, outChannels) = (try arguments.int("dd_in"), try arguments.int("in_chans"))
+            result = try builder.uformer(input, arguments: arguments, multiple: sizeMultiple, fixed: fixed)
+        case "drsformer":
             (inChannels, outChannels) = (try arguments.int("inp_channels"), try arguments.int("out_channels"))
             result = try builder.paddedForInference(input, multiple: sizeMultiple, fixed: fixed) { try builder.drsformer($0, arguments: arguments) }
+        default:
+            throw ONNXExportError("ONNX export supports restormer, uformer and drsformer, not \(spec.architecture)")
         }
         // The result gets the graph output's name through an Identity.
         builder.node("Identity", [result], [], hint: "unused")

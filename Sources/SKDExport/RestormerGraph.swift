@@ -60,9 +60,10 @@ extension GraphBuilder {
     }
 
     /// The whole network on `input` `[N, inp_channels, H, W]`, H and W multiples of 8.
-    func restormer(_ input: String, config c: RestormerConfig) throws -> String {
-        let withBias = c.layerNormType == .withBias
-        let b = c.numBlocks, h = c.heads
+    func restormer(_ input: String, arguments a: OfficialArguments) throws -> String {
+        let withBias = try a.string("LayerNorm_type") != "BiasFree"
+        let b = try a.ints("num_blocks"), h = try a.ints("heads")
+        guard b.count == 4, h.count == 4 else { throw ONNXExportError("restormer configuration: num_blocks \(b) and heads \(h) need four entries each") }
         let inpEnc1 = try conv(input, "patch_embed.proj", padding: 1)
         let enc1 = try restormerBlocks(inpEnc1, "encoder_level1", count: b[0], heads: h[0], withBias: withBias)
         let enc2 = try restormerBlocks(try restormerDownsample(enc1, "down1_2"), "encoder_level2", count: b[1], heads: h[1], withBias: withBias)
@@ -74,8 +75,8 @@ extension GraphBuilder {
         let inpDec2 = try conv(cat(try restormerUpsample(dec3, "up3_2"), enc2), "reduce_chan_level2", padding: 0)
         let dec2 = try restormerBlocks(inpDec2, "decoder_level2", count: b[1], heads: h[1], withBias: withBias)
         let dec1 = try restormerBlocks(cat(try restormerUpsample(dec2, "up2_1"), enc1), "decoder_level1", count: b[0], heads: h[0], withBias: withBias)
-        let refined = try restormerBlocks(dec1, "refinement", count: c.numRefinementBlocks, heads: h[0], withBias: withBias)
-        if c.dualPixelTask {
+        let refined = try restormerBlocks(dec1, "refinement", count: try a.int("num_refinement_blocks"), heads: h[0], withBias: withBias)
+        if try a.bool("dual_pixel_task") {
             return try conv(op("Add", refined, try conv(inpEnc1, "skip_conv", padding: 0)), "output", padding: 1)
         }
         return op("Add", try conv(refined, "output", padding: 1), input, hint: "restored")

@@ -83,7 +83,7 @@ extension GraphBuilder {
 
     /// One LeWin block on `[B, H, W, C]`.
     func uformerLeWinBlock(_ x: String, _ prefix: String, dim c: Int, heads: Int, geometry g: UformerBlockGeometry,
-                           config: UformerConfig, height: String, width: String, masks: inout [String: (String, String)]) throws -> String {
+                           qkScale: Double?, height: String, width: String, masks: inout [String: (String, String)]) throws -> String {
         let w = g.window, n = w * w
         var shifted = try layerNormLast(x, prefix + ".norm1")
         if g.shift > 0 { shifted = roll(shifted, by: -g.shift) }
@@ -101,7 +101,7 @@ extension GraphBuilder {
             }
             mask = masks[key]
         }
-        let attended = try uformerWindowAttention(windows, prefix + ".attn", dim: c, heads: heads, window: w, qkScale: config.qkScale, mask: mask)
+        let attended = try uformerWindowAttention(windows, prefix + ".attn", dim: c, heads: heads, window: w, qkScale: qkScale, mask: mask)
         let grid = reshape(attended, [.sizes([-1]), .tensor(div(height, w)), .tensor(div(width, w)), .sizes([w, w, c])])
         var merged = reshape(transpose(grid, [0, 1, 3, 2, 4, 5]), [.sizes([-1]), .tensor(height), .tensor(width), .sizes([c])])
         if g.shift > 0 { merged = roll(merged, by: g.shift) }
@@ -120,22 +120,24 @@ extension GraphBuilder {
     }
 
     /// A stage (`BasicUformerLayer`) at `level` (side `img_size / 2^level`) on `[B, H, W, C]`.
-    func uformerStage(_ x: String, _ prefix: String, level: Int, stageIndex: Int, dim: Int, config c: UformerConfig,
+    func uformerStage(_ x: String, _ prefix: String, level: Int, stageIndex: Int, dim: Int, arguments a: OfficialArguments,
                       height: String, width: String) throws -> String {
-        let resolution = c.imgSize >> level
+        let resolution = try a.int("img_size") >> level, window = try a.int("win_size"), shiftFlag = try a.bool("shift_flag")
+        let depths = try a.ints("depths"), heads = try a.ints("num_heads")
+        guard depths.count == 9, heads.count == 9 else { throw ONNXExportError("uformer configuration: depths \(depths) and num_heads \(heads) need nine entries each") }
         var masks: [String: (String, String)] = [:]
         var y = x
-        for i in 0..<c.depths[stageIndex] {
-            var g = UformerBlockGeometry(window: c.winSize, shift: c.shiftFlag && i % 2 == 1 ? c.winSize / 2 : 0)
-            if resolution <= c.winSize { g = UformerBlockGeometry(window: resolution, shift: 0) }
-            y = try uformerLeWinBlock(y, "\(prefix).blocks.\(i)", dim: dim, heads: c.numHeads[stageIndex], geometry: g, config: c,
-                                      height: height, width: width, masks: &masks)
+        for i in 0..<depths[stageIndex] {
+            var g = UformerBlockGeometry(window: window, shift: shiftFlag && i % 2 == 1 ? window / 2 : 0)
+            if resolution <= window { g = UformerBlockGeometry(window: resolution, shift: 0) }
+            y = try uformerLeWinBlock(y, "\(prefix).blocks.\(i)", dim: dim, heads: heads[stageIndex], geometry: g,
+                                      qkScale: try a.optionalDouble("qk_scale"), height: height, width: width, masks: &masks)
         }
         return y
     }
 
     /// The whole network on `input` `[N, dd_in, H, W]`; `multiple` is the model's size multiple.
-    func uformer(_ input: String, config c: UformerConfig, multiple: Int, fixed: (height: Int, width: Int)?) throws -> String {
+    func uformer(_ input: String, arguments a: OfficialArguments, multiple: Int, fixed: (height: Int, width: Int)?) throws -> String {
         let height = dim(input, 2), width = dim(input, 3)
         let needsPadding = fixed.map { $0.height % multiple != 0 || $0.width % multiple != 0 } ?? true
         var h = height, w = width, x = input
@@ -144,7 +146,7 @@ extension GraphBuilder {
             w = roundUp(width, multiple)
             x = reflectPadBottomRight(input, height: height, width: width, paddedH: h, paddedW: w)
         }
-        let e = c.embedDim
+        let e = try a.int("embed_dim")
         func nhwc(_ t: String) -> String { transpose(t, [0, 2, 3, 1]) }
         func nchw(_ t: String) -> String { transpose(t, [0, 3, 1, 2]) }
         let hs = (0...4).map { div(h, 1 << $0) }, ws = (0...4).map { div(w, 1 << $0) }
@@ -152,20 +154,20 @@ extension GraphBuilder {
         var skips: [String] = []
         var y = nhwc(projected)
         for level in 0..<4 {
-            y = try uformerStage(y, "encoderlayer_\(level)", level: level, stageIndex: level, dim: e << level, config: c, height: hs[level], width: ws[level])
+            y = try uformerStage(y, "encoderlayer_\(level)", level: level, stageIndex: level, dim: e << level, arguments: a, height: hs[level], width: ws[level])
             skips.append(y)
             y = nhwc(try conv(nchw(y), "dowsample_\(level).conv.0", stride: 2, padding: 1))
         }
-        y = try uformerStage(y, "conv", level: 4, stageIndex: 4, dim: 16 * e, config: c, height: hs[4], width: ws[4])
+        y = try uformerStage(y, "conv", level: 4, stageIndex: 4, dim: 16 * e, arguments: a, height: hs[4], width: ws[4])
         for k in 0..<4 {
             let level = 3 - k
             let up = nhwc(try convTranspose(nchw(y), "upsample_\(k).deconv.0", stride: 2))
             let joined = node("Concat", [up, skips[level]], [("axis", .int(3))])[0]
-            y = try uformerStage(joined, "decoderlayer_\(k)", level: level, stageIndex: 5 + k, dim: 2 * (e << level), config: c,
+            y = try uformerStage(joined, "decoderlayer_\(k)", level: level, stageIndex: 5 + k, dim: 2 * (e << level), arguments: a,
                                  height: hs[level], width: ws[level])
         }
         var out = try conv(nchw(y), "output_proj.proj.0", padding: 1)
-        if c.ddIn == 3 { out = op("Add", x, out, hint: "restored") }
+        if try a.int("dd_in") == 3 { out = op("Add", x, out, hint: "restored") }
         return needsPadding ? cropTopLeft(out, height: height, width: width) : out
     }
 }
