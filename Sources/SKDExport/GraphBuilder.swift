@@ -199,10 +199,11 @@ final class GraphBuilder {
         return y
     }
 
-    /// The exact GELU, `½x·(1 + erf(x/√2))` (opset 17 has no Gelu operator).
+    /// The exact GELU, `x·(1 + erf(x/√2))·½` (opset 17 has no Gelu operator), in the node order PyTorch exports, which
+    /// ONNX Runtime's graph optimizer fuses into one Gelu kernel.
     func gelu(_ x: String) -> String {
-        let e = op("Erf", op("Mul", x, scalarFloat(0.70710678118654752)))
-        return op("Mul", op("Mul", x, scalarFloat(0.5)), op("Add", e, scalarFloat(1)), hint: "gelu")
+        let e = op("Erf", op("Div", x, scalarFloat(1.4142135381698608)))
+        return op("Mul", op("Mul", x, op("Add", e, scalarFloat(1))), scalarFloat(0.5), hint: "gelu")
     }
 
     /// `nn.LayerNorm` over the last axis (ε = 1e-5), `prefix.weight` and `prefix.bias`.
@@ -215,15 +216,17 @@ final class GraphBuilder {
     /// WithBias `(x − μ)/√(σ²+ε)·w + b`, BiasFree `x/√(σ²+ε)·w`.
     func channelLayerNorm(_ x: String, _ prefix: String, withBias: Bool) throws -> String {
         let c = try parameters.shape(prefix + ".weight")[0]
+        if withBias {
+            // ONNX's LayerNormalization over the last axis of the NHWC view: one fused kernel in ONNX Runtime.
+            let normed = node("LayerNormalization", [transpose(x, [0, 2, 3, 1]), try parameter(prefix + ".weight"), try parameter(prefix + ".bias")],
+                              [("axis", .int(-1)), ("epsilon", .float(1e-5))])[0]
+            return transpose(normed, [0, 3, 1, 2])
+        }
         let mean = op("ReduceMean", x, attributes: [("axes", .ints([1])), ("keepdims", .int(1))])
         let centred = op("Sub", x, mean)
         let variance = op("ReduceMean", op("Mul", centred, centred), attributes: [("axes", .ints([1])), ("keepdims", .int(1))])
         let denominator = op("Sqrt", op("Add", variance, scalarFloat(1e-5)))
         let weight = try parameter(prefix + ".weight", shape: [c, 1, 1])
-        if withBias {
-            let bias = try parameter(prefix + ".bias", shape: [c, 1, 1])
-            return op("Add", op("Mul", op("Div", centred, denominator), weight), bias, hint: prefix)
-        }
         return op("Mul", op("Div", x, denominator), weight, hint: prefix)
     }
 

@@ -15,15 +15,14 @@ public enum ONNXInputSize: Equatable, Sendable {
 
 /// Exports Restormer, Uformer and DRSformer networks to ONNX.
 ///
-/// The graph is the inference function of the network: for Restormer and DRSformer, `Inference.restore` (pad to a multiple of
-/// 8 — reflect, or zeros when the padding is not smaller than the image — run, crop back); for Uformer,
+/// The graph is the inference function of the network: for Restormer and DRSformer, `Inference.restore` (pad to a
+/// multiple of 8 — reflect, or zeros when the padding is not smaller than the image — run, crop back); for Uformer,
 /// `Uformer.forward` (repeated reflect padding to its size multiple, run, crop back). Input `input`
 /// `[N, C_in, H, W]` float32, output `output` `[N, C_out, H, W]` float32, in the pixel range the model was
 /// trained in (SwiftSKD trains in [−1, 1]). Parameters are graph initializers named by their state-dict names.
 public enum ONNXExport {
     /// The `ai.onnx` opset the graphs use.
     public static let opset = 17
-
 
     /// The serialised ONNX model of a network.
     ///

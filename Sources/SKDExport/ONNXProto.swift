@@ -95,7 +95,7 @@ struct ONNXNode {
 }
 
 /// One dimension of a graph input or output: a fixed size or a named symbol.
-public enum ONNXDimension: Equatable, Sendable {
+enum ONNXDimension: Equatable {
     /// A fixed size.
     case value(Int)
     /// A symbolic size (`dim_param`), e.g. `"height"`.
