@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "SKDImage", targets: ["SKDImage"]),
         .library(name: "SwiftSKD", targets: ["SwiftSKD"]),
         .library(name: "SKDDistributed", targets: ["SKDDistributed"]),
+        .library(name: "SKDExport", targets: ["SKDExport"]),
         .executable(name: "skd", targets: ["skd"]),
     ],
     dependencies: [
@@ -94,6 +95,12 @@ let package = Package(
             dependencies: ["CMPI", "SKDDistill"],
             swiftSettings: swiftSettings),
 
+        // MARK: - ONNX export (`skd export`); the library targets above never depend on it
+        .target(
+            name: "SKDExport",
+            dependencies: ["SKDModels"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Umbrella and command line
         // `import SwiftSKD` gives library users the whole public API.
         .target(
@@ -102,7 +109,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "skd",
-            dependencies: ["SwiftSKD", "SKDDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SwiftSKD", "SKDDistributed", "SKDExport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings),
 
         // MARK: - Tests
@@ -130,6 +137,11 @@ let package = Package(
         .testTarget(
             name: "SKDDistillTests",
             dependencies: ["SKDDistill", "SKDTestSupport"],
+            swiftSettings: swiftSettings),
+        // ONNX export parity: exported graphs run in ONNX Runtime (python3) against SwiftSKD's outputs.
+        .testTarget(
+            name: "SKDExportTests",
+            dependencies: ["SKDExport", "SKDModels", "SKDTestSupport"],
             swiftSettings: swiftSettings),
         // Runs the built `skd` executable as a subprocess (bad-input errors, exit codes, interrupt and resume).
         .testTarget(
