@@ -176,7 +176,7 @@ final class ONNXExportTests: XCTestCase {
 
     func testUformerMlpSmallImageSizeNoQkvBias() throws {
         // img_size 16: stages at level ≥ 1 have sides ≤ the window and use them as windows, without shift.
-        var c = UformerConfig(imgSize: 16, embedDim: 8, depths: [2, 2, 2, 1, 1, 1, 1, 1, 2], winSize: 4, tokenMlp: "mlp")
+        var c = UformerConfig(imgSize: 16, embedDim: 8, depths: [2, 2, 2, 1, 1, 1, 1, 1, 2], winSize: 4, tokenMlp: .mlp)
         c.qkvBias = false
         c.qkScale = 0.3
         c.dropPathRate = 0
@@ -186,14 +186,14 @@ final class ONNXExportTests: XCTestCase {
     // MARK: - DRSformer
 
     func testDRSformerWithMEFCFixedOddSize() throws {
-        let spec = ModelSpec.drsformer(DRSformerConfig(dim: 8, num_blocks: [1, 1, 1, 1], heads: [1, 2, 4, 8], mefc: true))
+        let spec = ModelSpec.drsformer(DRSformerConfig(dim: 8, numBlocks: [1, 1, 1, 1], heads: [1, 2, 4, 8], mefc: true))
         try checkParity("drsformer-mefc", spec, size: .fixed(height: 20, width: 28), inputs: [[1, 3, 20, 28]],
                         rejected: [[1, 3, 24, 24]], reference: Self.restore)
     }
 
     func testDRSformerBiasFreeWithoutMEFCDynamic() throws {
-        let spec = ModelSpec.drsformer(DRSformerConfig(dim: 12, num_blocks: [1, 2, 1, 1], heads: [2, 2, 4, 4], bias: true,
-                                                       LayerNorm_type: "BiasFree", mefc: false))
+        let spec = ModelSpec.drsformer(DRSformerConfig(dim: 12, numBlocks: [1, 2, 1, 1], heads: [2, 2, 4, 4], bias: true,
+                                                       layerNormType: .biasFree, mefc: false))
         try checkParity("drsformer-biasfree", spec, size: .dynamic, inputs: [[1, 3, 16, 24], [2, 3, 13, 19]], reference: Self.restore)
     }
 
