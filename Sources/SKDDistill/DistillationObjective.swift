@@ -150,8 +150,8 @@ public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
     /// - Parameters:
     ///   - teacher: the frozen teacher.
     ///   - taps: the taps used as φ's layers; `nil`: the first three default taps (encoder levels 1–3).
-    ///   - recomputeBytes: see `recomputeBytes`; 256 MiB by default.
-    public init(teacher: any TappedModel, taps: [String]? = nil, recomputeBytes: Int? = 256 << 20) {
+    ///   - recomputeBytes: see `recomputeBytes`; 128 MiB by default (one sample per slice at a 48-channel 128² level).
+    public init(teacher: any TappedModel, taps: [String]? = nil, recomputeBytes: Int? = 128 << 20) {
         self.teacher = teacher
         self.taps = taps ?? Array(DistillationTaps.defaults(for: teacher).prefix(3))
         self.recomputeBytes = recomputeBytes
