@@ -29,7 +29,7 @@ func usage() -> Never {
       --threads N  OpenBLAS and kernel threads (default: all cores)
       --cache-mb N the cap of the tensor-buffer cache (TensorMemory.cacheLimitBytes; 0 disables it)
       --train-batch N  the batch of the training-step benchmarks (default 8)
-      --skd-batch N    the batch of the full-SKD training step (default 8; about 12 GB)
+      --skd-batch N    the batch of the full-SKD training steps (default 8; about 6 GB, 12 GB uncheckpointed)
       --band-kib N     the row-band budget of the Restormer/DRSformer inference paths (inferenceBandBytes)
       --ffn-band-kib N the row-band budget of the DRSformer MSFN and Uformer LeFF inference paths (feedForwardBandBytes)
       --list       print the benchmark names and exit
