@@ -47,9 +47,14 @@ func narrowStudentBenchmark(dim: Int = 8) -> Benchmark {
 /// One distillation step as the trainer runs it: teacher forward without grad, student forward and backward,
 /// Adam. `method` `.outputKD` has L1 losses only (reconstruction + output KD); `.skd` is the full SKD objective
 /// with the default options (spatial MCA at taps of at most 4096 tokens).
+///
+/// `checkpoint: false` records φ(S)'s whole teacher-encoder graph instead of recomputing it block by block in the
+/// backward (`TeacherEncoderFeatures(recomputeBytes: nil)`), for comparison (about 12 GB at batch 8).
 func trainingStepBenchmark(teacher: String = "restormer", student: String = "restormer-s", method: DistillationMethod,
-                           contrastive: Bool = true, batch: Int = trainingBatch, side: Int = 128) -> Benchmark {
-    let label = method == .outputKD ? "L1 losses" : contrastive ? "full SKD loss" : "SKD loss w/o contrastive"
+                           contrastive: Bool = true, batch: Int = trainingBatch, side: Int = 128,
+                           checkpoint: Bool = true) -> Benchmark {
+    let label = (method == .outputKD ? "L1 losses" : contrastive ? "full SKD loss" : "SKD loss w/o contrastive")
+        + (checkpoint ? "" : " uncheckpointed")
     // Forward + backward of the student ≈ 3× its forward; the teacher runs forward only. Loss terms not counted.
     let flops = Box(0.0)
     // The full SKD step takes most of a minute at batch 8: two samples, no warm-up.
@@ -64,7 +69,8 @@ func trainingStepBenchmark(teacher: String = "restormer", student: String = "res
         var options = DistillationOptions()
         options.method = method
         options.contrastive = contrastive
-        let objective = DistillationObjective(teacher: teacherModel, student: studentModel, options: options)
+        let phi = checkpoint ? nil : TeacherEncoderFeatures(teacher: teacherModel, recomputeBytes: nil)
+        let objective = DistillationObjective(teacher: teacherModel, student: studentModel, options: options, featureExtractor: phi)
         let optimizer = Adam(parameters: objective.trainableParameters, lr: 2e-4)
         let input = benchTensor([batch, 3, side, side], seed: 12).clamped(-1, 1)
         let target = benchTensor([batch, 3, side, side], seed: 13).clamped(-1, 1)
@@ -264,10 +270,10 @@ var endToEndBenchmarks: [Benchmark] { ModelSpec.presetNames.map { inferenceBench
     trainingStepBenchmark(method: .outputKD),
     trainingStepBenchmark(method: .skd, contrastive: false),
     trainingStepBenchmark(method: .skd, batch: skdTrainingBatch),
+    trainingStepBenchmark(method: .skd, batch: skdTrainingBatch, checkpoint: false),
     demoTrainingStepBenchmark(method: .none),
     demoTrainingStepBenchmark(method: .skd),
 ] }
 
-/// The batch of the full-SKD training step (`--skd-batch`; default 8, which needs about 12 GB: the contrastive
-/// term back-propagates through the frozen teacher's encoder, whose activations are stored).
+/// The batch of the full-SKD training steps (`--skd-batch`; default 8: about 6 GB, 12 GB uncheckpointed).
 var skdTrainingBatch = 8

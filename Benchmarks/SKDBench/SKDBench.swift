@@ -58,7 +58,7 @@ struct SKDBench: ParsableCommand {
     @Option(help: ArgumentHelp("The batch of the training-step benchmarks. (default: 8)", valueName: "n"))
     var trainBatch: Int?
 
-    @Option(help: ArgumentHelp("The batch of the full-SKD training step (about 12 GB at 8). (default: 8)", valueName: "n"))
+    @Option(help: ArgumentHelp("The batch of the full-SKD training steps (about 6 GB at 8; 12 GB uncheckpointed). (default: 8)", valueName: "n"))
     var skdBatch: Int?
 
     @Option(name: .customLong("band-kib"), help: ArgumentHelp("The row-band budget of the Restormer/DRSformer inference paths (inferenceBandBytes).", valueName: "n"))

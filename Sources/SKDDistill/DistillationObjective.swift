@@ -121,30 +121,72 @@ public protocol ContrastiveFeatureExtractor: AnyObject {
 }
 
 /// φ = the frozen teacher's encoder taps (levels 1–3, equal weights), for users without VGG-19 weights.
+///
+/// When gradients must flow to the images (φ(S) in training) and the teacher is a `SegmentedEncoder`
+/// (Restormer, DRSformer), the encoder is gradient-checkpointed block by block: the forward runs without
+/// recording (the teacher's fused inference path), and the backward recomputes one block at a time, on slices of
+/// the batch of about `recomputeBytes` of recorded activations, so that φ(S)'s graph never holds more than one
+/// block's activations for a few samples. The values are those of the plain forward up to rounding (the fused and
+/// composed paths agree to float32 rounding); the gradients are those of the composed ops.
 public final class TeacherEncoderFeatures: ContrastiveFeatureExtractor {
     /// The frozen teacher whose taps are φ's layers.
     public let teacher: any TappedModel
     /// φ's layers, in order.
     public let taps: [String]
+    /// The budget of recorded activations of one recomputed block (bytes): each block is recomputed on slices
+    /// of the batch whose estimated graph fits it (at least one sample). `nil`: no checkpointing — φ(S) records
+    /// the whole encoder's graph, as a plain forward does.
+    public let recomputeBytes: Int?
     /// Names the taps used.
     public var summary: String { "teacher encoder taps \(taps.joined(separator: ", "))" }
     /// Equal weights.
     public var defaultWeights: [Float] { [Float](repeating: 1, count: taps.count) }
 
+    /// Recorded bytes of one block per byte of its input: a transformer block records about 30 tensors the size
+    /// of its input (the gated feed-forward's hidden layers are 2.66× and 5.3× as wide); a conservative round
+    /// figure, used only to size the batch slices of the recomputation.
+    static let recordedBytesPerInputByte = 40
+
     /// - Parameters:
     ///   - teacher: the frozen teacher.
     ///   - taps: the taps used as φ's layers; `nil`: the first three default taps (encoder levels 1–3).
-    public init(teacher: any TappedModel, taps: [String]? = nil) {
+    ///   - recomputeBytes: see `recomputeBytes`; 128 MiB by default (one sample per slice at a 48-channel 128² level).
+    public init(teacher: any TappedModel, taps: [String]? = nil, recomputeBytes: Int? = 128 << 20) {
         self.teacher = teacher
         self.taps = taps ?? Array(DistillationTaps.defaults(for: teacher).prefix(3))
+        self.recomputeBytes = recomputeBytes
     }
 
     /// The teacher's taps on `images` (`[B, 3, H, W]` in [−1, 1]); gradients flow through the frozen teacher to the images.
     public func features(_ images: Tensor) -> [Tensor] {
+        if let recomputeBytes, GradMode.isEnabled, images.requiresGrad, let segmented = teacher as? SegmentedEncoder,
+           let features = checkpointedFeatures(images, segments: segmented.encoderSegments, budget: recomputeBytes) {
+            return features
+        }
         // Only the encoder runs: the decoder's activations would be recorded for nothing when φ(S) needs gradients.
         let recorder = FeatureTaps(Set(taps), stopsEarly: true)
         _ = teacher.forward(images, taps: recorder)
         return taps.map { recorder[$0]! }
+    }
+
+    /// φ through checkpointed segments, up to the last wanted tap; `nil` when a tap is not among the segments'.
+    private func checkpointedFeatures(_ images: Tensor, segments: [(tap: String?, run: (Tensor) -> Tensor)],
+                                      budget: Int) -> [Tensor]? {
+        let wanted = Set(taps)
+        guard wanted.isSubset(of: Set(segments.compactMap(\.tap))) else { return nil }
+        var found: [String: Tensor] = [:]
+        var h = images
+        for (index, segment) in segments.enumerated() {
+            let perSample = h.count / max(h.shape[0], 1) * MemoryLayout<Float>.size * Self.recordedBytesPerInputByte
+            let chunk = max(1, budget / max(perSample, 1))
+            let run = segment.run
+            h = checkpointed("teacher encoder segment \(index)", [h], batchChunk: chunk) { run($0[0]) }
+            if let tap = segment.tap, wanted.contains(tap) {
+                found[tap] = h
+                if found.count == wanted.count { break }
+            }
+        }
+        return taps.map { found[$0]! }
     }
 }
 

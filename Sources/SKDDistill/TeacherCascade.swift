@@ -116,3 +116,44 @@ extension DRSformer: CascadableTeacher {
         return output(level1) + input
     }
 }
+
+/// A teacher whose encoder can be run one segment (one transformer block, embedding or downsampling) at a time,
+/// so that φ(S) through it can be gradient-checkpointed segment by segment (`TeacherEncoderFeatures`).
+///
+/// Every segment must treat the samples of a batch independently (it is recomputed on slices of the batch).
+public protocol SegmentedEncoder: TappedModel {
+    /// The encoder from the image to the bottleneck, in forward order: each segment maps the previous one's
+    /// output (the first, the network input `[B, 3, H, W]`) to its own; `tap` names the tap that a segment's
+    /// output is (the same tensor `forward(_:taps:)` records), `nil` for inner segments.
+    var encoderSegments: [(tap: String?, run: (Tensor) -> Tensor)] { get }
+}
+
+/// The functions of one level's blocks as segments, the last one tagged with `tap`.
+private func blockSegments(_ blocks: [(Tensor) -> Tensor], tap: String) -> [(tap: String?, run: (Tensor) -> Tensor)] {
+    blocks.enumerated().map { index, block in (tap: index == blocks.count - 1 ? tap : nil, run: block) }
+}
+
+extension Restormer: SegmentedEncoder {
+    /// patch_embed, the blocks of encoder_level1…3 with the downsamplings between them, down3_4 and latent.
+    public var encoderSegments: [(tap: String?, run: (Tensor) -> Tensor)] {
+        [(tap: "patch_embed", run: { self.patchEmbed($0) })]
+            + blockSegments(encoderLevel1.map { b in { b($0) } }, tap: "encoder_level1")
+            + [(tap: nil, run: { self.down1To2($0) })] + blockSegments(encoderLevel2.map { b in { b($0) } }, tap: "encoder_level2")
+            + [(tap: nil, run: { self.down2To3($0) })] + blockSegments(encoderLevel3.map { b in { b($0) } }, tap: "encoder_level3")
+            + [(tap: nil, run: { self.down3To4($0) })] + blockSegments(latent.map { b in { b($0) } }, tap: "latent")
+    }
+}
+
+extension DRSformer: SegmentedEncoder {
+    /// patch_embed, encoder_level0 (with MEFC), the blocks of encoder_level1…3 with the downsamplings between
+    /// them, down3_4 and latent.
+    public var encoderSegments: [(tap: String?, run: (Tensor) -> Tensor)] {
+        var segments: [(tap: String?, run: (Tensor) -> Tensor)] = [(tap: "patch_embed", run: { self.patchEmbed($0) })]
+        if let level0 = encoderLevel0 { segments.append((tap: "encoder_level0", run: { level0($0) })) }
+        return segments
+            + blockSegments(encoderLevel1.map { b in { b($0) } }, tap: "encoder_level1")
+            + [(tap: nil, run: { self.down1To2($0) })] + blockSegments(encoderLevel2.map { b in { b($0) } }, tap: "encoder_level2")
+            + [(tap: nil, run: { self.down2To3($0) })] + blockSegments(encoderLevel3.map { b in { b($0) } }, tap: "encoder_level3")
+            + [(tap: nil, run: { self.down3To4($0) })] + blockSegments(latent.map { b in { b($0) } }, tap: "latent")
+    }
+}

@@ -31,12 +31,20 @@ package enum Parallel {
             body(0..<count)
             return
         }
+        // GradMode is per thread: the chunks run in the caller's mode (a fan-out never records, but buffer
+        // accounting and any op a chunk calls must see what the caller sees).
+        let recording = GradMode.isEnabled
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
                 let dictionary = Thread.current.threadDictionary
                 dictionary[nestingKey] = true
-                defer { dictionary.removeObject(forKey: nestingKey) }
+                let workerMode = GradMode.isEnabled
+                GradMode.isEnabled = recording
+                defer {
+                    GradMode.isEnabled = workerMode
+                    dictionary.removeObject(forKey: nestingKey)
+                }
                 body(start..<end)
             }
         }

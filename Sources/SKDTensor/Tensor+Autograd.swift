@@ -7,6 +7,7 @@
 // require one (closures check `input.requiresGrad` before spending work on it).
 // It captures only what the backward needs — the llm.c rule: cache only what backward reads.
 
+import CSKDKernels
 import Foundation
 
 /// One recorded op: its inputs and the function from the output's gradient to the inputs' gradients.
@@ -22,23 +23,114 @@ final class GradNode {
     }
 }
 
-/// Whether ops record backward nodes.
+/// Whether ops record backward nodes, per thread.
 ///
-/// Owner: the thread that builds graphs (SwiftSKD builds graphs from one thread at a time; kernels fan out
-/// internally but never record). Toggle it with `noGrad(_:)` rather than directly.
+/// Each thread has its own switch (a C11 `_Thread_local` flag in CSKDKernels, read with one thread-local load),
+/// so two models can run on two threads, one recording and one not, without interfering. A new thread starts
+/// with recording on. `Parallel.forEach` runs its chunks with the calling thread's mode, so a kernel's
+/// fan-out sees the mode of the op that started it. Toggle it with `noGrad(_:)` / `withGrad(_:)` rather than
+/// directly.
 public enum GradMode {
-    /// `true` unless inside `noGrad(_:)`.
-    public internal(set) static var isEnabled = true
+    /// `true` on the calling thread unless inside `noGrad(_:)` there.
+    public internal(set) static var isEnabled: Bool {
+        get { skd_grad_mode_enabled() != 0 }
+        set { skd_grad_mode_set_enabled(newValue ? 1 : 0) }
+    }
 }
 
-/// Runs `body` without recording: results have no history and intermediates are freed as soon as they
-/// are dead. Use it for teacher forward passes, inference and evaluation.
+/// Runs `body` without recording on the calling thread: results have no history and intermediates are freed as
+/// soon as they are dead. Use it for teacher forward passes, inference and evaluation.
 @discardableResult
 public func noGrad<T>(_ body: () throws -> T) rethrows -> T {
     let previous = GradMode.isEnabled
     GradMode.isEnabled = false
     defer { GradMode.isEnabled = previous }
     return try body()
+}
+
+/// Runs `body` with recording on for the calling thread, whatever the enclosing mode: the counterpart of
+/// `noGrad(_:)`, used where a graph must be built inside a backward pass (which runs without recording), as
+/// `checkpointed(_:_:_:)` does.
+@discardableResult
+public func withGrad<T>(_ body: () throws -> T) rethrows -> T {
+    let previous = GradMode.isEnabled
+    GradMode.isEnabled = true
+    defer { GradMode.isEnabled = previous }
+    return try body()
+}
+
+/// Gradient checkpointing: `body(inputs)` computed without storing its intermediates.
+///
+/// The forward runs `body` under `noGrad` (so fused inference paths apply and nothing is recorded inside it);
+/// one node is recorded whose backward re-runs `body` with recording on, on detached copies of `inputs`, and
+/// back-propagates the incoming gradient through that fresh graph. Peak memory is then that of one `body` graph
+/// at a time instead of all of them, for the price of one more forward of `body`. Gradients reach `inputs` and
+/// any parameter `body` uses that requires one (accumulated into its `grad` during the outer `backward`).
+///
+/// `body` must be a deterministic function of `inputs` and of state that does not change before the backward
+/// (dropout or batch statistics would differ in the recomputation). The recomputation may take a different
+/// code path than the forward (e.g. the composed ops instead of a fused inference kernel), so the gradient is
+/// that of the recorded path, evaluated at the same inputs.
+///
+/// - Parameters:
+///   - name: the node's name, for error messages.
+///   - inputs: the tensors `body` reads that gradients must reach; a node is recorded only when recording is
+///     on and one of them requires a gradient.
+///   - batchChunk: when set, the backward recomputes `body` on slices of at most this many samples along axis 0
+///     of every input (and of the output), one slice at a time, so that only one slice's graph is alive. Only
+///     valid for a `body` that treats samples independently (no batch statistics, no mixing across axis 0);
+///     every input and the output must then share their first dimension.
+///   - body: the function; must return a tensor computed from `inputs`.
+/// - Returns: `body(inputs)`, with a single backward node.
+public func checkpointed(_ name: String, _ inputs: [Tensor], batchChunk: Int? = nil,
+                         _ body: @escaping ([Tensor]) -> Tensor) -> Tensor {
+    let recording = GradMode.isEnabled && inputs.contains { $0.requiresGrad }
+    guard recording else { return body(inputs) }
+    let out = noGrad { body(inputs) }
+    let batch = out.rank > 0 ? out.shape[0] : 1
+    if let batchChunk {
+        precondition(batchChunk >= 1, "checkpointed \(name): batchChunk must be at least 1, got \(batchChunk)")
+        precondition(out.rank > 0 && inputs.allSatisfy { $0.rank > 0 && $0.shape[0] == batch },
+                     "checkpointed \(name): batch chunks need inputs and output with one first dimension, got \(inputs.map(\.shape)) → \(out.shape)")
+    }
+    // `body` may have returned one of `inputs` (or a tensor with a history): the checkpoint's output must be a
+    // fresh view so that the node below does not replace another tensor's history.
+    let result = out.gradNode == nil && !inputs.contains(where: { $0 === out }) ? out : out.detached()
+    let chunk = min(batchChunk ?? batch, batch)
+    return result.recorded(name, inputs) { g in
+        precondition(g.shape == out.shape, "checkpointed \(name): gradient \(g.shape) for output \(out.shape)")
+        if chunk >= batch {
+            let leaves = inputs.map { x -> Tensor in
+                let leaf = x.detached()
+                leaf.requiresGrad = x.requiresGrad
+                return leaf
+            }
+            let recomputed = withGrad { body(leaves) }
+            precondition(recomputed.shape == g.shape, "checkpointed \(name): recomputed \(recomputed.shape), gradient \(g.shape)")
+            if recomputed.requiresGrad { recomputed.backward(g) }
+            return leaves.map { $0.requiresGrad ? $0.grad : nil }
+        }
+        // One slice of samples at a time; each input's gradient is assembled slice by slice.
+        let grads: [Tensor?] = inputs.map { $0.requiresGrad ? Tensor(zeros: $0.shape) : nil }
+        for b0 in stride(from: 0, to: batch, by: chunk) {
+            let b1 = min(batch, b0 + chunk)
+            let leaves = inputs.map { x -> Tensor in
+                let leaf = x.slice(axis: 0, start: b0, end: b1)
+                leaf.requiresGrad = x.requiresGrad
+                return leaf
+            }
+            let seed = g.slice(axis: 0, start: b0, end: b1)
+            let recomputed = withGrad { body(leaves) }
+            precondition(recomputed.shape == seed.shape, "checkpointed \(name): recomputed slice \(recomputed.shape), gradient slice \(seed.shape)")
+            if recomputed.requiresGrad { recomputed.backward(seed) }
+            for (leaf, grad) in zip(leaves, grads) {
+                guard let grad, let part = leaf.grad else { continue }
+                let per = leaf.count / max(b1 - b0, 1)
+                (grad.pointer + b0 * per).update(from: part.pointer, count: part.count)
+            }
+        }
+        return grads
+    }
 }
 
 extension Tensor {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "CSKDCPU.h"
+#include "CSKDGradMode.h"
 
 // MARK: - Variant selection
 
