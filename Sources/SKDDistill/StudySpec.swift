@@ -29,7 +29,12 @@ public struct StudyRunSpec: Codable, Equatable, Sendable {
         try StudyKeys.reject(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        method = try c.decode(DistillationMethod.self, forKey: .method)
+        let text = try c.decode(String.self, forKey: .method)
+        guard let method = DistillationMethod(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(forKey: .method, in: c,
+                debugDescription: "unknown method '\(text)'; known: \(DistillationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.method = method
         set = try c.decodeIfPresent([String].self, forKey: .set) ?? []
     }
 }
