@@ -36,9 +36,12 @@ public struct StudyRow: Codable, Equatable, Sendable {
     public var cacheMisses: Int
     /// The `skd distill` command that reproduces the run.
     public var command: String
+    /// The machine's 1-minute load average when the run's training started and when it ended (`/proc/loadavg`;
+    /// `nil` where unavailable): the context of `trainingSeconds` on a shared machine.
+    public var load: [Double]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case name, method, overrides, steps, images, psnr, ssim, command
+        case name, method, overrides, steps, images, psnr, ssim, command, load
         case trainingSeconds = "training_seconds", psnrY = "psnr_y", testImages = "test_images"
         case cacheHits = "cache_hits", cacheMisses = "cache_misses"
     }
@@ -75,25 +78,27 @@ public struct StudyTable: Codable, Equatable, Sendable {
     /// The CSV text: a header and one line per run.
     public func csv() -> String {
         func field(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
-        var lines = ["name,method,overrides,steps,images,training_seconds,psnr,ssim,psnr_y,test_images,command"]
+        var lines = ["name,method,overrides,steps,images,training_seconds,psnr,ssim,psnr_y,test_images,load_start,load_end,command"]
         for r in rows {
             lines.append([field(r.name), r.method, field(r.overrides.joined(separator: " ")), String(r.steps), String(r.images),
                           String(format: "%.1f", r.trainingSeconds), String(format: "%.3f", r.psnr), String(format: "%.4f", r.ssim),
-                          String(format: "%.3f", r.psnrY), String(r.testImages), field(r.command)].joined(separator: ","))
+                          String(format: "%.3f", r.psnrY), String(r.testImages), r.load.map { String(format: "%.2f", $0[0]) } ?? "",
+                          r.load.map { String(format: "%.2f", $0[1]) } ?? "", field(r.command)].joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
     /// The Markdown text: the setting, the table (references first) and the commands.
     public func markdown() -> String {
-        var out = "\(setting)\n\n| run | method | steps | images | training time | PSNR (RGB) | SSIM | PSNR-Y |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        var out = "\(setting)\n\n| run | method | steps | images | training time | PSNR (RGB) | SSIM | PSNR-Y | load (start–end) |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         for r in references {
-            out += String(format: "| %@ | - | - | - | - | %.2f | %.4f | %.2f |\n", r.name, r.psnr, r.ssim, r.psnrY)
+            out += String(format: "| %@ | - | - | - | - | %.2f | %.4f | %.2f | - |\n", r.name, r.psnr, r.ssim, r.psnrY)
         }
         for r in rows {
             let name = r.overrides.isEmpty ? r.name : "\(r.name) (\(r.overrides.joined(separator: ", ")))"
-            out += String(format: "| %@ | %@ | %d | %d | %.1f s | %.2f | %.4f | %.2f |\n", name, r.method, r.steps, r.images,
-                          r.trainingSeconds, r.psnr, r.ssim, r.psnrY)
+            let load = r.load.map { String(format: "%.1f–%.1f", $0[0], $0[1]) } ?? "-"
+            out += String(format: "| %@ | %@ | %d | %d | %.1f s | %.2f | %.4f | %.2f | %@ |\n", name, r.method, r.steps, r.images,
+                          r.trainingSeconds, r.psnr, r.ssim, r.psnrY, load)
         }
         if let t = teacherPassSeconds {
             out += String(format: "\nThe teacher's forward pass over the batch schedule was computed once before the runs (%.1f s) and read from disk by every run: the training times above do not include it.\n", t)
@@ -188,14 +193,17 @@ public final class StudyRunner {
             }
             report("study: \(run.name) (\(run.method.rawValue)\(run.set.isEmpty ? "" : ", " + run.set.joined(separator: " ")))\(checkpoint.map { ": resuming from \($0.path)" } ?? "")")
             let (hits0, misses0) = (cache?.hits ?? 0, cache?.misses ?? 0)
+            let loadBefore = Self.loadAverage()
             let summary = try trainer.run(resume: checkpoint)
+            let loadAfter = Self.loadAverage()
             let measured = try Self.evaluate(prepared.student, on: test, seed: seed)
             let row = StudyRow(name: run.name, method: run.method.rawValue, overrides: run.set, steps: summary.iterations,
                                images: summary.iterations * configuration.training.batchSize, trainingSeconds: summary.trainingSeconds,
                                psnr: measured.psnr, ssim: measured.ssim, psnrY: measured.psnrY, testImages: measured.count,
                                cacheHits: trainer.objective.teacherCache == nil ? 0 : cache!.hits - hits0,
                                cacheMisses: trainer.objective.teacherCache == nil ? 0 : cache!.misses - misses0,
-                               command: study.command(of: index))
+                               command: study.command(of: index),
+                               load: loadBefore.flatMap { b in loadAfter.map { [b, $0] } })
             report(String(format: "study: %@: %d steps, %.1f s of training, held-out PSNR %.3f dB, SSIM %.4f", run.name, row.steps,
                           row.trainingSeconds, row.psnr, row.ssim))
             try JSONEncoder().encode(StoredResult(row: row, options: wanted.jsonString())).write(to: resultURL, options: .atomic)
@@ -304,6 +312,12 @@ public final class StudyRunner {
             return s0 + (s1 - s0) * (iter - i0) / (i1 - i0)
         }
         return psnr.map { (time(at: $0.0), $0.1) }
+    }
+
+    /// The 1-minute load average from `/proc/loadavg`, `nil` where there is none.
+    static func loadAverage() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+        return text.split(separator: " ").first.flatMap { Double($0) }
     }
 
     /// Mean PSNR/SSIM/PSNR-Y of `model` and of the degraded inputs over `source`, the noise drawn from `seed` as

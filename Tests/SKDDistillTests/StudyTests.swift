@@ -253,6 +253,7 @@ final class StudyTests: XCTestCase {
         XCTAssertEqual(table.rows[2].cacheHits, 3)
         XCTAssertEqual(table.rows[0].cacheHits + table.rows[0].cacheMisses, 0, "method none never asks the teacher")
         XCTAssertEqual(table.rows[2].command, study.command(of: 2))
+        XCTAssertEqual(table.rows[0].load?.count, 2, "the load average around each run (Linux)")
 
         // The table files.
         for file in runner.tableFiles { XCTAssertTrue(FileManager.default.fileExists(atPath: file.path), file.path) }
