@@ -138,8 +138,9 @@ public final class StudyRunner {
         let test = try testConfiguration.makeSource(role: "study test")
         let seed = study.shared.seed
         var cache: TeacherForwardCache? = nil
-        var teacherPass: Double? = (try? JSONDecoder().decode([String: Double].self, from: Data(contentsOf: teacherPassURL)))?["seconds"]
-        var references = (try? JSONDecoder().decode([StudyReference].self, from: Data(contentsOf: referencesURL))) ?? []
+        // What was measured once with the teacher (kept across resumes, dropped when the teacher's file changes).
+        var record = (try? JSONDecoder().decode(TeacherRecord.self, from: Data(contentsOf: teacherRecordURL))) ?? TeacherRecord(teacher: "")
+        var teacherChecked = false
         var rows: [StudyRow] = []
 
         for (index, run) in study.spec.runs.enumerated() {
@@ -169,24 +170,29 @@ public final class StudyRunner {
             let trainer = prepared.makeTrainer()
             trainer.report = report
             trainer.stopAfter = stopAfter
-            if let teacher = prepared.teacher, study.spec.teacherCacheMB > 0 {
-                if cache == nil {
-                    cache = try openCache(teacher: teacher, file: prepared.teacherFile)
-                    if study.spec.precomputeTeacher, teacherPass == nil, let steps = scheduleSteps(configuration.training) {
-                        teacherPass = try precompute(teacher: teacher, cache: cache!, training: prepared.training,
-                                                     options: configuration.training, steps: steps)
-                        try JSONEncoder().encode(["seconds": teacherPass!, "batches": Double(steps)]).write(to: teacherPassURL, options: .atomic)
+            if let teacher = prepared.teacher, !teacherChecked {
+                teacherChecked = true
+                let identity = Self.identity(of: prepared.teacherFile)
+                if record.teacher != identity { record = TeacherRecord(teacher: identity) }
+                if study.spec.teacherCacheMB > 0 {
+                    cache = try openCache(teacher: teacher, identity: identity)
+                    let steps = scheduleSteps(configuration.training)
+                    if study.spec.precomputeTeacher, let steps, record.passBatches != steps || cache!.bytesUsed == 0 {
+                        record.passSeconds = try precompute(teacher: teacher, cache: cache!, training: prepared.training,
+                                                            options: configuration.training, steps: steps)
+                        record.passBatches = steps
+                        try JSONEncoder().encode(record).write(to: teacherRecordURL, options: .atomic)
                     }
                 }
-                trainer.objective.teacherCache = cache
+                if record.references == nil {
+                    report("study: measuring the degraded input and the teacher on the held-out set")
+                    let t = try Self.evaluate(teacher, on: test, seed: seed)
+                    record.references = [StudyReference(name: "input (degraded)", psnr: t.inputPSNR, ssim: t.inputSSIM, psnrY: t.inputPSNRY),
+                                         StudyReference(name: "teacher", psnr: t.psnr, ssim: t.ssim, psnrY: t.psnrY)]
+                    try JSONEncoder().encode(record).write(to: teacherRecordURL, options: .atomic)
+                }
             }
-            if references.isEmpty, let teacher = prepared.teacher {
-                report("study: measuring the degraded input and the teacher on the held-out set")
-                let t = try Self.evaluate(teacher, on: test, seed: seed)
-                references = [StudyReference(name: "input (degraded)", psnr: t.inputPSNR, ssim: t.inputSSIM, psnrY: t.inputPSNRY),
-                              StudyReference(name: "teacher", psnr: t.psnr, ssim: t.ssim, psnrY: t.psnrY)]
-                try JSONEncoder().encode(references).write(to: referencesURL, options: .atomic)
-            }
+            if prepared.teacher != nil { trainer.objective.teacherCache = cache }
             if checkpoint == nil {
                 try fm.createDirectory(at: directory, withIntermediateDirectories: true)
                 try Data(configuration.yamlString().utf8).write(to: directory.appendingPathComponent("options.yml"))
@@ -209,7 +215,7 @@ public final class StudyRunner {
             try JSONEncoder().encode(StoredResult(row: row, options: wanted.jsonString())).write(to: resultURL, options: .atomic)
             rows.append(row)
         }
-        let table = StudyTable(setting: setting(), teacherPassSeconds: teacherPass, references: references, rows: rows)
+        let table = StudyTable(setting: setting(), teacherPassSeconds: record.passSeconds, references: record.references ?? [], rows: rows)
         try write(table)
         return table
     }
@@ -220,8 +226,27 @@ public final class StudyRunner {
         var options: String
     }
 
-    var teacherPassURL: URL { study.directory.appendingPathComponent("teacher-pass.json") }
-    var referencesURL: URL { study.directory.appendingPathComponent("references.json") }
+    /// What a study measures once with its teacher, keyed by the teacher's weights file.
+    struct TeacherRecord: Codable {
+        /// `identity(of:)` of the teacher's weights file.
+        var teacher: String
+        /// The degraded input and the teacher on the held-out set.
+        var references: [StudyReference]? = nil
+        /// Seconds of the precomputed teacher pass, and its batches.
+        var passSeconds: Double? = nil
+        var passBatches: Int? = nil
+    }
+
+    var teacherRecordURL: URL { study.directory.appendingPathComponent("teacher.json") }
+
+    /// A weights file's path, size and modification date: a changed teacher gives another identity.
+    static func identity(of file: URL?) -> String {
+        var identity = file?.path ?? "?"
+        if let file, let attributes = try? FileManager.default.attributesOfItem(atPath: file.path) {
+            identity += " \((attributes[.size] as? NSNumber)?.intValue ?? 0) \((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
+        }
+        return identity
+    }
 
     /// The steps of the schedule when known in advance (an image budget or a step count), `nil` for a wall clock.
     func scheduleSteps(_ options: TrainingOptions) -> Int? {
@@ -229,11 +254,7 @@ public final class StudyRunner {
         return options.iterations
     }
 
-    func openCache(teacher: any TappedModel, file: URL?) throws -> TeacherForwardCache {
-        var identity = file?.path ?? "?"
-        if let file, let attributes = try? FileManager.default.attributesOfItem(atPath: file.path) {
-            identity += " \((attributes[.size] as? NSNumber)?.intValue ?? 0) \((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
-        }
+    func openCache(teacher: any TappedModel, identity: String) throws -> TeacherForwardCache {
         var extra: [String] = []
         for index in study.spec.runs.indices { extra += (try study.configuration(of: index)).distillation.taps ?? [] }
         let cache = try TeacherForwardCache(directory: study.directory.appendingPathComponent("teacher-cache"),
