@@ -219,6 +219,9 @@ public final class DistillationObjective {
     /// `[B, ...]` (every rank's, in rank order), so each sample is contrasted with every degraded input of the
     /// global batch, as in one process. `nil`: the batch's own negatives.
     public var gatherNegatives: ((Tensor) -> Tensor)? = nil
+    /// A study's shared teacher forward passes (`skd study`): when set, the teacher's output and taps of a batch
+    /// are read from it (or computed once and stored) instead of recomputed; the values are the same.
+    public var teacherCache: TeacherForwardCache? = nil
 
     /// - Parameters:
     ///   - teacher: the teacher (frozen and put in eval mode here); required unless the method is `none`.
@@ -278,7 +281,12 @@ public final class DistillationObjective {
             return phi.taps
         }
         let teacherTaps = cascading.map { FeatureTaps(Set($0.skipTaps), stopsEarly: true) } ?? FeatureTaps(Set(taps + (phiOfInput ?? [])))
-        if let teacher {
+        if let teacher, let cache = teacherCache {
+            let needed = teacherTaps.wanted ?? []
+            let shared = cache.forward(teacher, input: input, needing: needed)
+            for name in needed.sorted() { teacherTaps.record(name, shared.taps[name]!) }
+            if cascading == nil { teacherOut = shared.output }
+        } else if let teacher {
             let out = noGrad { teacher.forward(input, taps: teacherTaps) }
             if cascading == nil { teacherOut = out }
         }

@@ -16,7 +16,8 @@ struct SKD: ParsableCommand {
         (--config); flags override the file and `--set key.path=value` overrides both. See Docs/user-guide.md.
         """,
         subcommands: [TrainCommand.self, DistillCommand.self, EvalCommand.self, RestoreCommand.self, InfoCommand.self,
-                      ReferenceCheckCommand.self, PlotCommand.self, DemoCommand.self, ExportCommand.self])
+                      ReferenceCheckCommand.self, PlotCommand.self, DemoCommand.self, StudyCommand.self,
+                      ExportCommand.self])
 
     /// As ArgumentParser's `main()`, except that usage errors (unknown options, missing or malformed values) exit
     /// with status 2 like every other bad input, in one line, instead of ArgumentParser's 64.

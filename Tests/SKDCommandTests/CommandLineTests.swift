@@ -124,7 +124,7 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains(text), "distill --help lacks \(text)")
         }
         // Every option of every command states its default or that it is required.
-        for command in ["train", "distill", "eval", "restore", "info", "plot", "reference-check", "demo"] {
+        for command in ["train", "distill", "eval", "restore", "info", "plot", "reference-check", "demo", "study"] {
             let help = try run([command, "--help"]).stdout
             var options: [String] = [], current = ""
             for line in help.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {

@@ -171,7 +171,7 @@ final class UsageErrorCommandTests: XCTestCase {
 
     /// Help states each default once.
     func testHelpDoesNotRepeatDefaults() throws {
-        for command in ["train", "distill", "eval", "restore", "info", "plot", "reference-check", "demo"] {
+        for command in ["train", "distill", "eval", "restore", "info", "plot", "reference-check", "demo", "study"] {
             let help = try SKDProcess.run([command, "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
             XCTAssertFalse(help.contains("minusOneToOne"), "\(command): \(help)")
             XCTAssertNil(help.range(of: #"\(default: [^()]*\) \(default:"#, options: .regularExpression), "\(command) repeats a default: \(help)")
