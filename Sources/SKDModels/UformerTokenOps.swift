@@ -2,6 +2,7 @@
 // `[B, H·W, C]`; an NCHW convolution would need a transpose of the (4×-wide) hidden tokens before and after it, in
 // both passes. Channels-last, the inner loop runs over contiguous channels and vectorises.
 
+import CSKDKernels
 import SKDTensor
 
 extension Tensor {
@@ -53,26 +54,23 @@ private struct TokenGrid {
     let batch: Int, height: Int, width: Int, channels: Int
 
     /// `out[p] = bias + Σₖ taps[k] · in[p + offset(k)]` (forward), or with `flipped`,
-    /// `out[p] = Σₖ taps[k] · in[p − offset(k)]` (the input gradient); zero outside the map.
+    /// `out[p] = Σₖ taps[k] · in[p − offset(k)]` (the input gradient); zero outside the map. One output row at a
+    /// time through the C row kernel (`skd_token_depthwise3x3_row`: channels as vector lanes, AVX2/AVX-512 variants).
     func correlate(_ input: UnsafeMutablePointer<Float>, taps: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
                    into out: UnsafeMutablePointer<Float>, flipped: Bool) {
         let (h, w, c) = (height, width, channels)
         Parallel.forEach(batch * h, cost: w * c * 9) { rows in
             for row in rows {
                 let b = row / h, y = row % h
-                for x in 0..<w {
-                    let dst = out + ((b * h + y) * w + x) * c
-                    if let bias { dst.update(from: bias, count: c) } else { dst.update(repeating: 0, count: c) }
-                    for ky in 0..<3 {
-                        let yy = flipped ? y - ky + 1 : y + ky - 1
-                        guard yy >= 0 && yy < h else { continue }
-                        for kx in 0..<3 {
-                            let xx = flipped ? x - kx + 1 : x + kx - 1
-                            guard xx >= 0 && xx < w else { continue }
-                            let src = input + ((b * h + yy) * w + xx) * c, tap = taps + (ky * 3 + kx) * c
-                            for ch in 0..<c { dst[ch] += tap[ch] * src[ch] }
-                        }
-                    }
+                // rows[ky] = input row y + ky − 1 (forward) or y − ky + 1 (gradient); nil outside the map.
+                func source(_ ky: Int) -> UnsafePointer<Float>? {
+                    let yy = flipped ? y - ky + 1 : y + ky - 1
+                    return yy >= 0 && yy < h ? UnsafePointer(input + (b * h + yy) * w * c) : nil
+                }
+                let sources: [UnsafePointer<Float>?] = [source(0), source(1), source(2)]
+                sources.withUnsafeBufferPointer { rowPointers in
+                    skd_token_depthwise3x3_row(out + (b * h + y) * w * c, rowPointers.baseAddress, w, c, taps,
+                                               bias, flipped ? 1 : 0)
                 }
             }
         }

@@ -1,6 +1,7 @@
 // Uformer against the official PyTorch implementation (golden file), its statistics against the official
 // figures, and finite-difference checks of its building blocks.
 
+import CSKDKernels
 import Foundation
 import SKDModels
 import SKDNN
@@ -98,30 +99,39 @@ final class UformerParityTests: XCTestCase {
     }
 
     /// The token-layout depthwise convolution equals the NCHW `conv2d` (groups = C, padding 1) on the same map,
-    /// forward and backward, on an awkward size.
+    /// forward and backward, on awkward sizes, at every kernel level of its C row kernel (channel counts below,
+    /// at and beyond one 16-lane vector, with a tail).
     func testTokenDepthwiseConvMatchesConv2d() {
-        let b = 2, c = 5, h = 3, w = 7
-        var rng = SKDRandom(seed: 13)
-        let x = Tensor.uniform([b, h * w, c], low: -1, high: 1, using: &rng)
-        let weight = Tensor.uniform([c, 1, 3, 3], low: -1, high: 1, using: &rng)
-        let bias = Tensor.uniform([c], low: -1, high: 1, using: &rng)
-        let probe = Tensor.uniform([b, h * w, c], low: -1, high: 1, using: &rng)
-        func run(_ tokens: Bool) -> [Tensor] {
-            let (xi, wi, bi) = (x.copy(), weight.copy(), bias.copy())
-            for t in [xi, wi, bi] { t.requiresGrad = true }
-            let y = tokens
-                ? Tensor.depthwiseConv3x3Tokens(xi, weight: wi, bias: bi, height: h, width: w)
-                : Tensor.conv2d(xi.permuted([0, 2, 1]).reshaped([b, c, h, w]), weight: wi, bias: bi, padding: 1, groups: c)
-                    .reshaped([b, c, h * w]).permuted([0, 2, 1])
-            (y * probe).sum().backward()
-            return [y, xi.grad!, wi.grad!, bi.grad!]
-        }
-        for (ours, reference) in zip(run(true), run(false)) {
-            XCTAssertEqual(ours.shape, reference.shape)
-            XCTAssertLessThanOrEqual(relativeError(ours, reference), 1e-6)
-        }
-        checkGradients("depthwiseConv3x3Tokens", inputs: [x, weight, bias]) { i in
-            Tensor.depthwiseConv3x3Tokens(i[0], weight: i[1], bias: i[2], height: h, width: w)
+        let savedLevel = skd_kernels_level()
+        defer { skd_kernels_set_level(savedLevel) }
+        for level in 0...skd_kernels_max_level() {
+            skd_kernels_set_level(level)
+            for (b, c, h, w) in [(2, 5, 3, 7), (1, 16, 4, 5), (2, 37, 5, 3), (1, 3, 1, 1)] {
+                var rng = SKDRandom(seed: UInt64(13 + c))
+                let x = Tensor.uniform([b, h * w, c], low: -1, high: 1, using: &rng)
+                let weight = Tensor.uniform([c, 1, 3, 3], low: -1, high: 1, using: &rng)
+                let bias = Tensor.uniform([c], low: -1, high: 1, using: &rng)
+                let probe = Tensor.uniform([b, h * w, c], low: -1, high: 1, using: &rng)
+                func run(_ tokens: Bool) -> [Tensor] {
+                    let (xi, wi, bi) = (x.copy(), weight.copy(), bias.copy())
+                    for t in [xi, wi, bi] { t.requiresGrad = true }
+                    let y = tokens
+                        ? Tensor.depthwiseConv3x3Tokens(xi, weight: wi, bias: bi, height: h, width: w)
+                        : Tensor.conv2d(xi.permuted([0, 2, 1]).reshaped([b, c, h, w]), weight: wi, bias: bi, padding: 1, groups: c)
+                            .reshaped([b, c, h * w]).permuted([0, 2, 1])
+                    (y * probe).sum().backward()
+                    return [y, xi.grad!, wi.grad!, bi.grad!]
+                }
+                for (ours, reference) in zip(run(true), run(false)) {
+                    XCTAssertEqual(ours.shape, reference.shape)
+                    XCTAssertLessThanOrEqual(relativeError(ours, reference), 1e-6, "level \(level) \(b)×\(h)×\(w)×\(c)")
+                }
+                if c == 5 {
+                    checkGradients("depthwiseConv3x3Tokens level \(level)", inputs: [x, weight, bias]) { i in
+                        Tensor.depthwiseConv3x3Tokens(i[0], weight: i[1], bias: i[2], height: h, width: w)
+                    }
+                }
+            }
         }
     }
 

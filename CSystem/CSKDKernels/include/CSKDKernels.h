@@ -162,4 +162,8 @@ void skd_adam_update(float *p, const float *g, float *m, float *v, ptrdiff_t n, 
 
 #include "CSKDGemm.h"
 
+// MARK: - Uformer token-grid depthwise rows (CSKDTokenOps.c)
+
+#include "CSKDTokenOps.h"
+
 #endif
