@@ -3,39 +3,41 @@
 #include "KernelBodies.h"
 
 // The body is written once and instantiated per instruction set; channels are the vector lanes (16 at a time,
-// then one by one), so every variant sums each output in the same order.
+// the last ones in one partial vector), so every variant sums each output in the same order.
+
+/// Channels ch..ch+n of the token at x, n = 16 (full vectors) or the last n < 16 channels (loaded with their
+/// other lanes zero, stored lane by lane).
+SKD_INLINE void token_depthwise_lanes(float *restrict dst, const float *const *rows, ptrdiff_t x, ptrdiff_t w,
+                                      ptrdiff_t c, ptrdiff_t ch, ptrdiff_t n, const float *restrict taps,
+                                      const float *restrict bias, int flipped) {
+#define SKD_TOKEN_LOAD(p) (n == SKD_LANES ? v_load(p) : v_load_tail((p), n, 0.0f))
+    skd_v16 acc = bias ? SKD_TOKEN_LOAD(bias + ch) : v_splat(0.0f);
+    for (int ky = 0; ky < 3; ky++) {
+        const float *r = rows[ky];
+        if (!r) continue;
+        for (int kx = 0; kx < 3; kx++) {
+            const ptrdiff_t xx = flipped ? x - kx + 1 : x + kx - 1;
+            if (xx < 0 || xx >= w) continue;
+            acc += SKD_TOKEN_LOAD(taps + (ky * 3 + kx) * c + ch) * SKD_TOKEN_LOAD(r + xx * c + ch);
+        }
+    }
+#undef SKD_TOKEN_LOAD
+    if (n == SKD_LANES) {
+        v_store(dst + ch, acc);
+    } else {
+        float t[SKD_LANES];
+        memcpy(t, &acc, sizeof t);
+        for (ptrdiff_t k = 0; k < n; k++) dst[ch + k] = t[k];
+    }
+}
 
 SKD_INLINE void token_depthwise_row_body(float *restrict out, const float *const *rows, ptrdiff_t w, ptrdiff_t c,
                                          const float *restrict taps, const float *restrict bias, int flipped) {
     for (ptrdiff_t x = 0; x < w; x++) {
-        float *restrict dst = out + x * c;
         ptrdiff_t ch = 0;
-        for (; ch + SKD_LANES <= c; ch += SKD_LANES) {
-            skd_v16 acc = bias ? v_load(bias + ch) : v_splat(0.0f);
-            for (int ky = 0; ky < 3; ky++) {
-                const float *r = rows[ky];
-                if (!r) continue;
-                for (int kx = 0; kx < 3; kx++) {
-                    const ptrdiff_t xx = flipped ? x - kx + 1 : x + kx - 1;
-                    if (xx < 0 || xx >= w) continue;
-                    acc += v_load(taps + (ky * 3 + kx) * c + ch) * v_load(r + xx * c + ch);
-                }
-            }
-            v_store(dst + ch, acc);
-        }
-        for (; ch < c; ch++) {
-            float acc = bias ? bias[ch] : 0.0f;
-            for (int ky = 0; ky < 3; ky++) {
-                const float *r = rows[ky];
-                if (!r) continue;
-                for (int kx = 0; kx < 3; kx++) {
-                    const ptrdiff_t xx = flipped ? x - kx + 1 : x + kx - 1;
-                    if (xx < 0 || xx >= w) continue;
-                    acc += taps[(ky * 3 + kx) * c + ch] * r[xx * c + ch];
-                }
-            }
-            dst[ch] = acc;
-        }
+        for (; ch + SKD_LANES <= c; ch += SKD_LANES)
+            token_depthwise_lanes(out + x * c, rows, x, w, c, ch, SKD_LANES, taps, bias, flipped);
+        if (ch < c) token_depthwise_lanes(out + x * c, rows, x, w, c, ch, c - ch, taps, bias, flipped);
     }
 }
 

@@ -10,20 +10,6 @@ import XCTest
 final class OptionsSchemaTests: XCTestCase {
     private func temporaryDirectory() throws -> URL { try makeTemporaryDirectory(prefix: "skd-schema") }
 
-    /// The error message `body` throws (one line), failing when it throws none or another type.
-    private func message(_ body: () throws -> Any, file: StaticString = #filePath, line: UInt = #line) -> String {
-        do {
-            _ = try body()
-            XCTFail("expected a RunConfigurationError", file: file, line: line)
-        } catch let error as RunConfigurationError {
-            XCTAssertFalse(error.message.contains("\n"), "not one line: \(error.message)", file: file, line: line)
-            return error.message
-        } catch {
-            XCTFail("expected a RunConfigurationError, got \(type(of: error)): \(error)", file: file, line: line)
-        }
-        return ""
-    }
-
     /// A distillation configuration with every option away from its default.
     private func everyOptionSet() throws -> RunConfiguration {
         var c = RunConfiguration(mode: .distill)

@@ -30,20 +30,6 @@ final class RunConfigurationTests: XCTestCase {
 
     private func write(_ text: String, to url: URL) throws { try Data(text.utf8).write(to: url) }
 
-    /// The error message `body` throws, failing when it throws none or another type.
-    private func message(_ body: () throws -> Any, file: StaticString = #filePath, line: UInt = #line) -> String {
-        do {
-            _ = try body()
-            XCTFail("expected a RunConfigurationError", file: file, line: line)
-        } catch let error as RunConfigurationError {
-            XCTAssertFalse(error.message.contains("\n"), "not one line: \(error.message)", file: file, line: line)
-            return error.message
-        } catch {
-            XCTFail("expected a RunConfigurationError, got \(type(of: error)): \(error)", file: file, line: line)
-        }
-        return ""
-    }
-
     // MARK: - Reading and writing options
 
     func testYAMLFileIsReadIntoEverySection() throws {
