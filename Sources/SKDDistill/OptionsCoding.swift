@@ -11,6 +11,7 @@
 // `0.0010000000474974513`), which Yams' encoder does not.
 
 import Foundation
+import SKDTensor
 import Yams
 
 // MARK: - Values with a reading of their own
@@ -700,20 +701,7 @@ enum OptionsText {
         case let i as Int: return String(i)
         case let d as Double: return d.isFinite ? "\(d)" : json("\(d)")
         case let f as Float: return json(OptionTreeEncoder.shortest(f))
-        case let s as String:
-            var out = "\""
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
+        case let s as String: return SafeTensors.jsonString(s)
         default: return "null"
         }
     }

@@ -381,7 +381,8 @@ public enum SafeTensors {
     }
 
     /// A JSON string literal: quotes, backslashes and control characters escaped; other characters as UTF-8.
-    private static func jsonString(_ s: String) -> String {
+    /// (The package's one JSON string writer: the safetensors header and the options' JSON form use it.)
+    package static func jsonString(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
