@@ -106,28 +106,38 @@ static void png_write_memory(png_structp png, png_bytep source, png_size_t lengt
 
 static void png_flush_memory(png_structp png) { (void)png; }
 
-int skd_png_decode(const unsigned char *data, size_t size, skd_decoded_image *out,
-                   char *message, size_t message_capacity) {
-    memset(out, 0, sizeof *out);
-    copy_message(message, message_capacity, "");
+/// A reading context over `data` with libpng's read and info structures, or NULL ("out of memory" in `message`)
+/// with nothing left allocated. The caller sets its own setjmp before the first libpng call that can fail.
+static png_context *png_open_reader(const unsigned char *data, size_t size, char *message, size_t message_capacity,
+                                    png_structp *png, png_infop *info) {
     png_context *context = (png_context *)calloc(1, sizeof(png_context));
     if (context == NULL) {
         copy_message(message, message_capacity, "out of memory");
-        return 1;
+        return NULL;
     }
     context->message = message;
     context->message_capacity = message_capacity;
     context->input = data;
     context->input_size = size;
-
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, context, png_on_error, png_on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (png == NULL || info == NULL) {
-        if (png) png_destroy_read_struct(&png, NULL, NULL);
+    *png = png_create_read_struct(PNG_LIBPNG_VER_STRING, context, png_on_error, png_on_warning);
+    *info = *png ? png_create_info_struct(*png) : NULL;
+    if (*png == NULL || *info == NULL) {
+        if (*png) png_destroy_read_struct(png, NULL, NULL);
         free(context);
         copy_message(message, message_capacity, "out of memory");
-        return 1;
+        return NULL;
     }
+    return context;
+}
+
+int skd_png_decode(const unsigned char *data, size_t size, skd_decoded_image *out,
+                   char *message, size_t message_capacity) {
+    memset(out, 0, sizeof *out);
+    copy_message(message, message_capacity, "");
+    png_structp png = NULL;
+    png_infop info = NULL;
+    png_context *context = png_open_reader(data, size, message, message_capacity, &png, &info);
+    if (context == NULL) return 1;
     // `png` and `info` are not modified after this point, so they are valid after a longjmp.
     if (setjmp(context->jump)) {
         png_destroy_read_struct(&png, &info, NULL);
@@ -189,24 +199,10 @@ int skd_png_probe(const unsigned char *data, size_t size, int *width, int *heigh
     *width = 0;
     *height = 0;
     copy_message(message, message_capacity, "");
-    png_context *context = (png_context *)calloc(1, sizeof(png_context));
-    if (context == NULL) {
-        copy_message(message, message_capacity, "out of memory");
-        return 1;
-    }
-    context->message = message;
-    context->message_capacity = message_capacity;
-    context->input = data;
-    context->input_size = size;
-
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, context, png_on_error, png_on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (png == NULL || info == NULL) {
-        if (png) png_destroy_read_struct(&png, NULL, NULL);
-        free(context);
-        copy_message(message, message_capacity, "out of memory");
-        return 1;
-    }
+    png_structp png = NULL;
+    png_infop info = NULL;
+    png_context *context = png_open_reader(data, size, message, message_capacity, &png, &info);
+    if (context == NULL) return 1;
     if (setjmp(context->jump)) {
         int status = context->ran_out ? 2 : 1;
         png_destroy_read_struct(&png, &info, NULL);
@@ -357,6 +353,19 @@ static void jpeg_install_handlers(jpeg_context *context) {
     context->manager.output_message = jpeg_silent_output;
 }
 
+/// A zeroed context with the error handlers installed, or NULL ("out of memory" in `message`).
+static jpeg_context *jpeg_new_context(char *message, size_t message_capacity) {
+    jpeg_context *context = (jpeg_context *)calloc(1, sizeof(jpeg_context));
+    if (context == NULL) {
+        copy_message(message, message_capacity, "out of memory");
+        return NULL;
+    }
+    context->message = message;
+    context->message_capacity = message_capacity;
+    jpeg_install_handlers(context);
+    return context;
+}
+
 int skd_jpeg_decode(const unsigned char *data, size_t size, skd_decoded_image *out,
                     char *message, size_t message_capacity) {
     memset(out, 0, sizeof *out);
@@ -365,14 +374,8 @@ int skd_jpeg_decode(const unsigned char *data, size_t size, skd_decoded_image *o
         copy_message(message, message_capacity, "file is empty");
         return 1;
     }
-    jpeg_context *context = (jpeg_context *)calloc(1, sizeof(jpeg_context));
-    if (context == NULL) {
-        copy_message(message, message_capacity, "out of memory");
-        return 1;
-    }
-    context->message = message;
-    context->message_capacity = message_capacity;
-    jpeg_install_handlers(context);
+    jpeg_context *context = jpeg_new_context(message, message_capacity);
+    if (context == NULL) return 1;
     j_decompress_ptr decoder = &context->decoder;
     decoder->err = &context->manager;
     if (setjmp(context->jump)) {
@@ -436,14 +439,8 @@ int skd_jpeg_probe(const unsigned char *data, size_t size, int *width, int *heig
     *height = 0;
     copy_message(message, message_capacity, "");
     if (size == 0) return 2;
-    jpeg_context *context = (jpeg_context *)calloc(1, sizeof(jpeg_context));
-    if (context == NULL) {
-        copy_message(message, message_capacity, "out of memory");
-        return 1;
-    }
-    context->message = message;
-    context->message_capacity = message_capacity;
-    jpeg_install_handlers(context);
+    jpeg_context *context = jpeg_new_context(message, message_capacity);
+    if (context == NULL) return 1;
     j_decompress_ptr decoder = &context->decoder;
     decoder->err = &context->manager;
     if (setjmp(context->jump)) {
@@ -510,14 +507,8 @@ int skd_jpeg_encode(const unsigned char *pixels, int width, int height, int chan
         copy_message(message, message_capacity, "JPEG encoding takes 1 or 3 channels");
         return 1;
     }
-    jpeg_context *context = (jpeg_context *)calloc(1, sizeof(jpeg_context));
-    if (context == NULL) {
-        copy_message(message, message_capacity, "out of memory");
-        return 1;
-    }
-    context->message = message;
-    context->message_capacity = message_capacity;
-    jpeg_install_handlers(context);
+    jpeg_context *context = jpeg_new_context(message, message_capacity);
+    if (context == NULL) return 1;
     j_compress_ptr encoder = &context->encoder;
     encoder->err = &context->manager;
     if (setjmp(context->jump)) {

@@ -131,35 +131,30 @@ SKD_GEMM_VARIANT(avx2, __attribute__((target("avx2,fma"))), 6, 1, 2)
 SKD_GEMM_VARIANT(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), 4, 4, 4)
 #endif
 
-static gemm_fn pick(gemm_fn portable, gemm_fn avx2, gemm_fn avx512) {
-#ifdef SKD_GEMM_X86
-    const int level = skd_kernels_level();
-    if (level >= 2) return avx512;
-    if (level == 1) return avx2;
-#else
-    (void)avx2; (void)avx512;
+#ifndef SKD_GEMM_X86
+// One instruction set: every level runs the portable variants.
+#define small_gemm_avx2 small_gemm_portable
+#define small_gemm_avx512 small_gemm_portable
+#define small_gemm_nt_avx2 small_gemm_nt_portable
+#define small_gemm_nt_avx512 small_gemm_nt_portable
 #endif
-    return portable;
+
+/// The variant of the kernel level in use (CSKDKernels.h).
+static gemm_fn pick(gemm_fn portable, gemm_fn avx2, gemm_fn avx512) {
+    const int level = skd_kernels_level();
+    return level >= 2 ? avx512 : level == 1 ? avx2 : portable;
 }
 
 void skd_small_sgemm(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
                      ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate) {
     if (m <= 0 || n <= 0) return;
-#ifdef SKD_GEMM_X86
     pick(small_gemm_portable, small_gemm_avx2, small_gemm_avx512)(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-#else
-    small_gemm_portable(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-#endif
 }
 
 void skd_small_sgemm_nt(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate) {
     if (m <= 0 || n <= 0) return;
-#ifdef SKD_GEMM_X86
     pick(small_gemm_nt_portable, small_gemm_nt_avx2, small_gemm_nt_avx512)(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-#else
-    small_gemm_nt_portable(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-#endif
 }
 
 // Measured on an Intel Xeon (family 6 model 207) against OpenBLAS 0.3.21 on one thread (SkylakeX kernels for the

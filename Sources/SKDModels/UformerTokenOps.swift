@@ -67,8 +67,9 @@ private struct TokenGrid {
                     let yy = flipped ? y - ky + 1 : y + ky - 1
                     return yy >= 0 && yy < h ? UnsafePointer(input + (b * h + yy) * w * c) : nil
                 }
-                let sources: [UnsafePointer<Float>?] = [source(0), source(1), source(2)]
-                sources.withUnsafeBufferPointer { rowPointers in
+                // The three row pointers on the stack: no allocation per output row.
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 3) { rowPointers in
+                    for ky in 0..<3 { rowPointers[ky] = source(ky) }
                     skd_token_depthwise3x3_row(out + (b * h + y) * w * c, rowPointers.baseAddress, w, c, taps,
                                                bias, flipped ? 1 : 0)
                 }
